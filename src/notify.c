@@ -1,0 +1,84 @@
+/*
+ * The completion doorbell: an eventfd where the system has one, else a
+ * pipe.  Workers ring it when the completion stack goes from empty to
+ * non-empty; the polling thread drains it before taking the stack.
+ */
+#include "iopool-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+#ifdef HAVE_SYS_EVENTFD_H
+#include <sys/eventfd.h>
+#endif
+
+int iop__notify_open(struct iop__notify *n)
+{
+#if defined(HAVE_SYS_EVENTFD_H) && defined(HAVE_EVENTFD)
+	n->rfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (n->rfd < 0)
+		return -errno;
+	n->wfd = n->rfd;
+	return 0;
+#else
+	int fds[2];
+
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	n->rfd = fds[0];
+	n->wfd = fds[1];
+	return 0;
+#endif
+}
+
+void iop__notify_close(struct iop__notify *n)
+{
+	if (n->wfd != n->rfd)
+		close(n->wfd);
+	close(n->rfd);
+	n->rfd = n->wfd = -1;
+}
+
+/*
+ * Make the descriptor readable.  EAGAIN means it already is (a full pipe,
+ * or an eventfd counter near its limit), which is all a doorbell needs.
+ */
+void iop__notify_signal(struct iop__notify *n)
+{
+	uint64_t one = 1;
+	ssize_t r;
+
+	do
+		r = write(n->wfd, &one, n->wfd == n->rfd ? sizeof(one) : 1);
+	while (r < 0 && errno == EINTR);
+}
+
+/* Make the descriptor unreadable again.  One read empties an eventfd. */
+void iop__notify_drain(struct iop__notify *n)
+{
+	char buf[256];
+	ssize_t r;
+
+	do
+		r = read(n->rfd, buf, n->wfd == n->rfd ? sizeof(uint64_t)
+						      : sizeof(buf));
+	while ((r < 0 && errno == EINTR) ||
+	       (n->wfd != n->rfd && r == (ssize_t)sizeof(buf)));
+}
+
+/*
+ * Block until the descriptor is readable or @timeout_ms passes (-1: no
+ * limit).  Returns 1 when readable, 0 on timeout, or -errno.  Interrupted
+ * waits return 0 too: the caller recomputes what is left and waits again.
+ */
+int iop__notify_wait(struct iop__notify *n, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = n->rfd, .events = POLLIN };
+	int r;
+
+	r = poll(&pfd, 1, timeout_ms);
+	if (r < 0)
+		return errno == EINTR ? 0 : -errno;
+	return r;
+}
