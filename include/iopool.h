@@ -144,14 +144,16 @@ IOP_EXPORT void iop_pool_destroy(iop_pool *pool);
  * so wake on readability, then call iop_poll().  It may rarely be readable
  * with nothing waiting (iop_poll() then returns 0).  Futures never make it
  * readable.  Valid until iop_pool_destroy(); any thread may call this.
+ * Returns the descriptor, or -EINVAL for @pool NULL.
  */
 IOP_EXPORT int iop_pool_fd(const iop_pool *pool);
 
 /*
  * Run the callbacks of every job that has finished, on the calling thread;
  * never blocks.  Returns how many callbacks ran (0 if none were ready), or
- * -EDEADLK when called from inside one of this pool's callbacks, or -EBUSY
- * when another thread is polling this pool at the same moment.
+ * -EDEADLK when called from inside one of this pool's callbacks, -EBUSY
+ * when another thread is polling this pool at the same moment, or -EINVAL
+ * for @pool NULL.
  * Jobs that callbacks submit are handed to the workers when the batch of
  * callbacks ends (or when a callback waits for a future), so that a burst
  * of resubmissions costs one hand-off, not one each.
@@ -164,8 +166,9 @@ IOP_EXPORT int iop_poll(iop_pool *pool);
  * or @timeout_ms milliseconds have passed.  @timeout_ms -1 waits without
  * limit, 0 does not block (the same as iop_poll()).  Signals that interrupt
  * the wait are retried, with the time already spent subtracted.
- * Returns how many callbacks ran (0 on timeout), or -EINVAL for a timeout
- * below -1, or -EDEADLK / -EBUSY as iop_poll().  Waiting without limit
+ * Returns how many callbacks ran (0 on timeout), or -EINVAL for @pool NULL
+ * or a timeout below -1, -EDEADLK or -EBUSY as iop_poll(), or what poll(2)
+ * reported (-ENOMEM).  Waiting without limit
  * while no callback job is in flight blocks until another thread submits
  * one and it completes.
  */

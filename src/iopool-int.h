@@ -41,7 +41,6 @@ enum iop__state {
 
 /* What a submit call asks for: copied into the job under the pool lock. */
 struct iop__req {
-	unsigned char op;		/* enum iop__op */
 	iop_done_fn *done;		/* NULL: a future */
 	void *arg;
 	union {
@@ -49,13 +48,14 @@ struct iop__req {
 			void *buf;
 			size_t len;
 			int64_t offset;
-			int fd;
 		} rw;
 		struct {
 			iop_work_fn *fn;
 			void *ctx;
 		} call;
 	} u;
+	int fd;				/* READ */
+	unsigned char op;		/* enum iop__op */
 };
 
 struct iop_job {
@@ -147,5 +147,7 @@ ssize_t iop__job_run(struct iop_job *job);
 
 _Static_assert(offsetof(struct iop_job, node) == 0,
 	       "lists link jobs through their first member");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct iop_job) <= 80,
+	       "a queued job costs the pool at most 80 bytes on 64-bit");
 
 #endif /* IOPOOL_INT_H */

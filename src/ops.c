@@ -16,9 +16,9 @@ static ssize_t run_read(const struct iop__req *req)
 
 	do {
 		if (req->u.rw.offset == IOP_OFFSET_CURRENT)
-			r = read(req->u.rw.fd, req->u.rw.buf, req->u.rw.len);
+			r = read(req->fd, req->u.rw.buf, req->u.rw.len);
 		else
-			r = pread(req->u.rw.fd, req->u.rw.buf, req->u.rw.len,
+			r = pread(req->fd, req->u.rw.buf, req->u.rw.len,
 				  (off_t)req->u.rw.offset);
 	} while (r < 0 && errno == EINTR);
 	return r < 0 ? -errno : r;
@@ -48,7 +48,8 @@ iop_job *iop_read(iop_pool *pool, int fd, void *buf, size_t len,
 		.op = IOP__OP_READ,
 		.done = done,
 		.arg = arg,
-		.u.rw = { .buf = buf, .len = len, .offset = offset, .fd = fd },
+		.u.rw = { .buf = buf, .len = len, .offset = offset },
+		.fd = fd,
 	};
 
 	if (!pool || len > SSIZE_MAX || (!buf && len > 0) ||
