@@ -1,0 +1,528 @@
+/*
+ * Suite "notify": the pool descriptor (flags, readable exactly while
+ * completions wait), bursts of completions, iop_poll() and iop_wait()
+ * return values and timeouts, and their refusals (EDEADLK inside a
+ * callback, EBUSY while another thread polls).
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+START_TEST(test_notify_fd_is_cloexec_and_nonblocking)
+{
+	iop_pool *pool = pool_new(0);
+	int fd = iop_pool_fd(pool);
+	int fdflags, flflags;
+
+	ck_assert_int_ge(fd, 0);
+	fdflags = fcntl(fd, F_GETFD);
+	flflags = fcntl(fd, F_GETFL);
+	ck_assert_int_ne(fdflags, -1);
+	ck_assert_int_ne(flflags, -1);
+	ck_assert(fdflags & FD_CLOEXEC);
+	ck_assert(flflags & O_NONBLOCK);
+	/* Stable for the pool's life. */
+	ck_assert_int_eq(iop_pool_fd(pool), fd);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_notify_fd_not_readable_when_idle)
+{
+	iop_pool *pool = pool_new(0);
+
+	ck_assert_int_eq(fd_readable(iop_pool_fd(pool), 0), 0);
+	ck_assert_int_eq(iop_poll(pool), 0);
+	ck_assert_int_eq(fd_readable(iop_pool_fd(pool), 0), 0);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+/*
+ * Readable once a job completes, the callback not run before the test
+ * polls, and not readable once iop_poll() (or iop_wait()) ran it.
+ */
+START_TEST(test_notify_fd_readable_after_completion_until_polled)
+{
+	iop_pool *pool = pool_new(2);
+	int fd = iop_pool_fd(pool);
+
+	for (int round = 0; round < 4; round++) {
+		struct done_rec d;
+		int n;
+
+		done_rec_init(&d);
+		ck_assert_ptr_nonnull(iop_call(pool, work_return_ctx,
+					       (void *)(intptr_t)(round + 7),
+					       done_record, &d));
+		ck_assert_int_eq(fd_readable(fd, TEST_WAIT_MS), 1);
+		/* Readable, yet nothing ran: callbacks wait for the poll. */
+		ck_assert_int_eq(load_int(&d.calls), 0);
+		n = round % 2 ? iop_wait(pool, 0) : iop_poll(pool);
+		ck_assert_int_eq(n, 1);
+		ck_assert_int_eq(load_int(&d.calls), 1);
+		ck_assert_int_eq(load_long(&d.result), round + 7);
+		ck_assert_int_eq(fd_readable(fd, 0), 0);
+	}
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+/* A burst: its jobs say they ran (semaphore) and count their callbacks. */
+struct burst {
+	sem_t *ran;
+	atomic_int *calls;	/* per job */
+	atomic_int wrong;
+	atomic_int total;
+};
+
+struct burst_job {
+	struct burst *b;
+	size_t idx;
+};
+
+static ssize_t burst_work(void *ctx)
+{
+	struct burst_job *j = ctx;
+
+	sem_post(j->b->ran);
+	return (ssize_t)j->idx;
+}
+
+static void burst_done(iop_job *job, ssize_t result, void *arg)
+{
+	struct burst_job *j = arg;
+
+	(void)job;
+	if (result != (ssize_t)j->idx)
+		atomic_fetch_add(&j->b->wrong, 1);
+	atomic_fetch_add(&j->b->calls[j->idx], 1);
+	atomic_fetch_add(&j->b->total, 1);
+}
+
+/*
+ * 10,000 completions pile up while the test thread does not poll; one
+ * iop_poll() then delivers every one of them.
+ *
+ * To know that all 10,000 are on the completion queue (not merely that
+ * their work functions posted the semaphore), the test then holds every
+ * worker in a sentinel job: a worker takes the sentinel only after it
+ * has finished, and queued the completion of, the job it ran before.
+ */
+START_TEST(test_notify_burst_of_10000_delivered_by_one_poll)
+{
+	enum { N = 10000, THREADS = 4 };
+	iop_pool *pool = pool_new(THREADS);
+	int fd = iop_pool_fd(pool);
+	struct burst b;
+	struct burst_job *jobs = calloc(N, sizeof(*jobs));
+	struct held sentinel[THREADS];
+	struct done_rec sd;
+	struct gate g;
+	sem_t ran, entered;
+
+	ck_assert_ptr_nonnull(jobs);
+	ck_assert_int_eq(sem_init(&ran, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&entered, 0, 0), 0);
+	gate_init(&g);
+	b.ran = &ran;
+	b.calls = counters_new(N);
+	atomic_init(&b.wrong, 0);
+	atomic_init(&b.total, 0);
+	for (size_t i = 0; i < N; i++) {
+		jobs[i].b = &b;
+		jobs[i].idx = i;
+		ck_assert_ptr_nonnull(iop_call(pool, burst_work, &jobs[i],
+					       burst_done, &jobs[i]));
+	}
+	sem_wait_n(&ran, N);
+	done_rec_init(&sd);
+	for (int i = 0; i < THREADS; i++) {
+		held_init(&sentinel[i], &g, &entered, -1000 - i);
+		ck_assert_ptr_nonnull(iop_call(pool, held_work, &sentinel[i],
+					       done_record, &sd));
+	}
+	sem_wait_n(&entered, THREADS);
+
+	ck_assert_int_eq(load_int(&b.total), 0);
+	ck_assert_int_eq(fd_readable(fd, 0), 1);
+	ck_assert_int_eq(iop_poll(pool), N);
+	ck_assert_int_eq(load_int(&b.total), N);
+	ck_assert_int_eq(counters_count_not(b.calls, N, 1), 0);
+	ck_assert_int_eq(load_int(&b.wrong), 0);
+	/* Drained, with the sentinels still held. */
+	ck_assert_int_eq(fd_readable(fd, 0), 0);
+	ck_assert_int_eq(iop_poll(pool), 0);
+	ck_assert_int_eq(load_int(&sd.calls), 0);
+
+	gate_open(&g);
+	drain_until(pool, &sd.calls, THREADS);
+	iop_pool_destroy(pool);
+	ck_assert_int_eq(load_int(&b.total), N);
+	free(b.calls);
+	free(jobs);
+	sem_destroy(&ran);
+	sem_destroy(&entered);
+	gate_destroy(&g);
+}
+END_TEST
+
+/* Submits @n burst jobs from its own thread, in small bursts. */
+struct streamer {
+	iop_pool *pool;
+	struct burst_job *jobs;
+	size_t n;
+	atomic_int submit_failed;
+};
+
+static void *streamer_main(void *arg)
+{
+	struct streamer *s = arg;
+
+	for (size_t i = 0; i < s->n; i++) {
+		if (iop_call(s->pool, burst_work, &s->jobs[i], burst_done,
+			     &s->jobs[i]) == NULL)
+			atomic_fetch_add(&s->submit_failed, 1);
+		if (i % 7 == 6)
+			sched_yield();
+	}
+	return NULL;
+}
+
+/*
+ * An event loop as a program would write it: sleep in poll(2) on the
+ * pool descriptor, then iop_poll().  Completions keep landing while the
+ * loop polls, so a completion pushed between draining the descriptor and
+ * taking the list would leave it unreadable with callbacks waiting: the
+ * loop would then stall, and the wait below fails.
+ */
+START_TEST(test_notify_event_loop_loses_no_wakeup)
+{
+	enum { N = 50000 };
+	iop_pool *pool = pool_new(4);
+	int fd = iop_pool_fd(pool);
+	struct burst b;
+	struct burst_job *jobs = calloc(N, sizeof(*jobs));
+	struct streamer st;
+	pthread_t t;
+	sem_t ran;
+
+	ck_assert_ptr_nonnull(jobs);
+	ck_assert_int_eq(sem_init(&ran, 0, 0), 0);
+	b.ran = &ran;
+	b.calls = counters_new(N);
+	atomic_init(&b.wrong, 0);
+	atomic_init(&b.total, 0);
+	for (size_t i = 0; i < N; i++) {
+		jobs[i].b = &b;
+		jobs[i].idx = i;
+	}
+	st.pool = pool;
+	st.jobs = jobs;
+	st.n = N;
+	atomic_init(&st.submit_failed, 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, streamer_main, &st), 0);
+	while (load_int(&b.total) < N) {
+		ck_assert_msg(fd_readable(fd, TEST_WAIT_MS),
+			      "descriptor not readable with %d of %d done",
+			      load_int(&b.total), N);
+		ck_assert_int_ge(iop_poll(pool), 0);
+	}
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(load_int(&st.submit_failed), 0);
+	ck_assert_int_eq(counters_count_not(b.calls, N, 1), 0);
+	ck_assert_int_eq(load_int(&b.wrong), 0);
+	iop_pool_destroy(pool);
+	free(b.calls);
+	free(jobs);
+	sem_destroy(&ran);
+}
+END_TEST
+
+START_TEST(test_notify_poll_idle_returns_zero)
+{
+	iop_pool *pool = pool_new(0);
+	int64_t t0 = now_ns();
+
+	for (int i = 0; i < 1000; i++)
+		ck_assert_int_eq(iop_poll(pool), 0);
+	/* A thousand polls that never block take far less than this. */
+	ck_assert_int_lt(now_ns() - t0, (int64_t)5 * 1000000000);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_notify_wait_zero_returns_zero)
+{
+	iop_pool *pool = pool_new(0);
+
+	for (int i = 0; i < 100; i++)
+		ck_assert_int_eq(iop_wait(pool, 0), 0);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_notify_wait_times_out_when_idle)
+{
+	iop_pool *pool = pool_new(0);
+
+	for (int i = 0; i < 3; i++) {
+		int64_t t0 = now_ns();
+		int r = iop_wait(pool, 50);
+		int64_t ms = (now_ns() - t0) / 1000000;
+
+		ck_assert_int_eq(r, 0);
+		ck_assert_int_ge(ms, 45);
+		ck_assert_int_lt(ms, 10000);
+	}
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+/* A job in flight that does not finish does not end the wait early. */
+START_TEST(test_notify_wait_times_out_with_job_held)
+{
+	iop_pool *pool = pool_new(2);
+	struct done_rec d;
+	struct held h;
+	struct gate g;
+	int64_t t0, ms;
+
+	gate_init(&g);
+	done_rec_init(&d);
+	held_init(&h, &g, NULL, 77);
+	ck_assert_ptr_nonnull(iop_call(pool, held_work, &h, done_record, &d));
+	t0 = now_ns();
+	ck_assert_int_eq(iop_wait(pool, 50), 0);
+	ms = (now_ns() - t0) / 1000000;
+	ck_assert_int_ge(ms, 45);
+	ck_assert_int_eq(load_int(&d.calls), 0);
+	gate_open(&g);
+	drain_until(pool, &d.calls, 1);
+	ck_assert_int_eq(load_long(&d.result), 77);
+	iop_pool_destroy(pool);
+	gate_destroy(&g);
+}
+END_TEST
+
+START_TEST(test_notify_wait_below_minus_one_is_einval)
+{
+	iop_pool *pool = pool_new(0);
+	struct done_rec d;
+
+	done_rec_init(&d);
+	ck_assert_int_eq(iop_wait(pool, -2), -EINVAL);
+	ck_assert_int_eq(iop_wait(pool, INT_MIN), -EINVAL);
+	/* Also with a completion ready: the bad timeout is still refused. */
+	ck_assert_ptr_nonnull(iop_call(pool, work_return_ctx, NULL,
+				       done_record, &d));
+	ck_assert_int_eq(fd_readable(iop_pool_fd(pool), TEST_WAIT_MS), 1);
+	ck_assert_int_eq(iop_wait(pool, -2), -EINVAL);
+	ck_assert_int_eq(load_int(&d.calls), 0);
+	ck_assert_int_eq(iop_wait(pool, -1), 1);
+	ck_assert_int_eq(load_int(&d.calls), 1);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+static void *open_gate_thread(void *arg)
+{
+	gate_open(arg);
+	return NULL;
+}
+
+START_TEST(test_notify_wait_forever_returns_after_completion)
+{
+	iop_pool *pool = pool_new(2);
+	struct done_rec d;
+	struct held h;
+	struct gate g;
+	pthread_t t;
+	int r;
+
+	gate_init(&g);
+	done_rec_init(&d);
+	held_init(&h, &g, NULL, 4242);
+	ck_assert_ptr_nonnull(iop_call(pool, held_work, &h, done_record, &d));
+	/* Another thread lets the job finish, whenever it gets to run. */
+	ck_assert_int_eq(pthread_create(&t, NULL, open_gate_thread, &g), 0);
+	r = iop_wait(pool, -1);
+	ck_assert_int_ge(r, 1);
+	ck_assert_int_eq(load_int(&d.calls), 1);
+	ck_assert_int_eq(load_long(&d.result), 4242);
+	ck_assert_int_eq(load_int(&d.off_thread), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	iop_pool_destroy(pool);
+	gate_destroy(&g);
+}
+END_TEST
+
+/* What iop_poll()/iop_wait() said when a callback called them. */
+struct reentry {
+	iop_pool *pool;
+	int poll, wait0, wait100, wait_forever;
+	atomic_int calls;
+};
+
+static void reentry_done(iop_job *job, ssize_t result, void *arg)
+{
+	struct reentry *r = arg;
+
+	(void)job;
+	(void)result;
+	r->poll = iop_poll(r->pool);
+	r->wait0 = iop_wait(r->pool, 0);
+	r->wait100 = iop_wait(r->pool, 100);
+	r->wait_forever = iop_wait(r->pool, -1);
+	atomic_fetch_add(&r->calls, 1);
+}
+
+START_TEST(test_notify_poll_inside_callback_is_edeadlk)
+{
+	enum { N = 4 };
+	iop_pool *pool = pool_new(2);
+	struct reentry r[N];
+	atomic_int all;
+
+	atomic_init(&all, 0);
+	for (int i = 0; i < N; i++) {
+		r[i].pool = pool;
+		r[i].poll = r[i].wait0 = r[i].wait100 = r[i].wait_forever = 1;
+		atomic_init(&r[i].calls, 0);
+		ck_assert_ptr_nonnull(iop_call(pool, work_return_ctx, NULL,
+					       reentry_done, &r[i]));
+	}
+	for (;;) {
+		int n = 0;
+
+		for (int i = 0; i < N; i++)
+			n += load_int(&r[i].calls);
+		if (n == N)
+			break;
+		ck_assert_int_gt(iop_wait(pool, TEST_WAIT_MS), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(load_int(&r[i].calls), 1);
+		ck_assert_int_eq(r[i].poll, -EDEADLK);
+		ck_assert_int_eq(r[i].wait0, -EDEADLK);
+		ck_assert_int_eq(r[i].wait100, -EDEADLK);
+		ck_assert_int_eq(r[i].wait_forever, -EDEADLK);
+	}
+	/* Outside a callback, polling works again. */
+	ck_assert_int_eq(iop_poll(pool), 0);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+/* A callback that parks its (polling) thread on a gate. */
+struct parked {
+	struct gate *gate;
+	sem_t *inside;
+	atomic_int calls;
+};
+
+static void parked_done(iop_job *job, ssize_t result, void *arg)
+{
+	struct parked *p = arg;
+
+	(void)job;
+	(void)result;
+	sem_post(p->inside);
+	gate_wait(p->gate);
+	atomic_fetch_add(&p->calls, 1);
+}
+
+struct poller {
+	iop_pool *pool;
+	int rc;
+};
+
+static void *poller_thread(void *arg)
+{
+	struct poller *p = arg;
+
+	p->rc = iop_wait(p->pool, -1);
+	return NULL;
+}
+
+START_TEST(test_notify_second_poller_gets_ebusy)
+{
+	iop_pool *pool = pool_new(2);
+	struct parked pk;
+	struct poller pl = { .pool = pool, .rc = -12345 };
+	struct gate g;
+	sem_t inside;
+	pthread_t t;
+
+	gate_init(&g);
+	ck_assert_int_eq(sem_init(&inside, 0, 0), 0);
+	pk.gate = &g;
+	pk.inside = &inside;
+	atomic_init(&pk.calls, 0);
+	ck_assert_ptr_nonnull(iop_call(pool, work_return_ctx, NULL,
+				       parked_done, &pk));
+	ck_assert_int_eq(pthread_create(&t, NULL, poller_thread, &pl), 0);
+	/* The other thread is now inside iop_wait(), running a callback. */
+	sem_wait_n(&inside, 1);
+	ck_assert_int_eq(iop_poll(pool), -EBUSY);
+	ck_assert_int_eq(iop_wait(pool, 0), -EBUSY);
+	gate_open(&g);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(pl.rc, 1);
+	ck_assert_int_eq(load_int(&pk.calls), 1);
+	/* That thread is done polling: this one may now. */
+	ck_assert_int_eq(iop_poll(pool), 0);
+	iop_pool_destroy(pool);
+	sem_destroy(&inside);
+	gate_destroy(&g);
+}
+END_TEST
+
+static Suite *notify_suite(void)
+{
+	Suite *s = suite_create("notify");
+	TCase *tc;
+
+	tc = tcase_new("fd");
+	tcase_add_test(tc, test_notify_fd_is_cloexec_and_nonblocking);
+	tcase_add_test(tc, test_notify_fd_not_readable_when_idle);
+	tcase_add_test(tc,
+		       test_notify_fd_readable_after_completion_until_polled);
+	tcase_add_test(tc, test_notify_burst_of_10000_delivered_by_one_poll);
+	tcase_add_test(tc, test_notify_event_loop_loses_no_wakeup);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("poll");
+	tcase_add_test(tc, test_notify_poll_idle_returns_zero);
+	tcase_add_test(tc, test_notify_poll_inside_callback_is_edeadlk);
+	tcase_add_test(tc, test_notify_second_poller_gets_ebusy);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("wait");
+	tcase_add_test(tc, test_notify_wait_zero_returns_zero);
+	tcase_add_test(tc, test_notify_wait_times_out_when_idle);
+	tcase_add_test(tc, test_notify_wait_times_out_with_job_held);
+	tcase_add_test(tc, test_notify_wait_below_minus_one_is_einval);
+	tcase_add_test(tc, test_notify_wait_forever_returns_after_completion);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(notify_suite());
+}
