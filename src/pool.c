@@ -291,9 +291,13 @@ int iop_pool_fd(const iop_pool *pool)
 	return pool->notify.rfd;
 }
 
-/* Submit from inside a callback: no lock, handed over at the batch end. */
-static iop_job *submit_pending(struct iop_pool *pool,
-			       const struct iop__req *req)
+/*
+ * Take a free job for @req and append it to @q, or return NULL with
+ * errno set.  The caller owns @q: it holds the lock, or @q is the polling
+ * thread's pending list.
+ */
+static iop_job *enqueue(struct iop_pool *pool, struct iop__queue *q,
+			const struct iop__req *req)
 {
 	struct iop_job *job;
 
@@ -301,47 +305,38 @@ static iop_job *submit_pending(struct iop_pool *pool,
 		errno = ESHUTDOWN;
 		return NULL;
 	}
-	job = iop__job_alloc_polling(pool);
+	job = q == &pool->queue ? iop__job_alloc_locked(pool)
+				: iop__job_alloc_polling(pool);
 	if (!job) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	job->req = *req;
 	atomic_store_explicit(&job->state, IOP__QUEUED, memory_order_relaxed);
-	iop__queue_push(&pool->pending, &job->node);
-	if (++pool->npending >= IOP__PENDING_MAX)
-		iop__publish_pending(pool);
+	iop__queue_push(q, &job->node);
 	return job;
 }
 
 iop_job *iop__submit(struct iop_pool *pool, const struct iop__req *req)
 {
 	struct iop_job *job;
-	int err = 0;
+	int err;
 
-	if (iop__current == pool)
-		return submit_pending(pool, req);
-
+	/* From inside a callback: no lock, handed over at the batch end. */
+	if (iop__current == pool) {
+		job = enqueue(pool, &pool->pending, req);
+		if (job && ++pool->npending >= IOP__PENDING_MAX)
+			iop__publish_pending(pool);
+		return job;
+	}
 	pthread_mutex_lock(&pool->lock);
-	if (atomic_load_explicit(&pool->shutdown, memory_order_relaxed)) {
-		err = ESHUTDOWN;
-		goto out_unlock;
-	}
-	job = iop__job_alloc_locked(pool);
-	if (!job) {
-		err = ENOMEM;
-		goto out_unlock;
-	}
-	job->req = *req;
-	atomic_store_explicit(&job->state, IOP__QUEUED, memory_order_relaxed);
-	iop__queue_push(&pool->queue, &job->node);
-	wake_workers_locked(pool, 1);
-out_unlock:
+	job = enqueue(pool, &pool->queue, req);
+	err = errno;
+	if (job)
+		wake_workers_locked(pool, 1);
 	pthread_mutex_unlock(&pool->lock);
-	if (err) {
+	if (!job)
 		errno = err;
-		return NULL;
-	}
 	return job;
 }
 
