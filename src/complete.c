@@ -52,7 +52,7 @@ int iop__run_callbacks(struct iop_pool *pool, struct iop__node *list)
 }
 
 /* Drain the doorbell, then take what has finished.  See pool.c. */
-static int poll_once(struct iop_pool *pool)
+int iop__poll_once(struct iop_pool *pool)
 {
 	iop__notify_drain(&pool->notify);
 	return iop__run_callbacks(pool,
@@ -81,7 +81,7 @@ int iop_poll(iop_pool *pool)
 
 	if (n < 0)
 		return n;
-	n = poll_once(pool);
+	n = iop__poll_once(pool);
 	leave_poll(pool);
 	return n;
 }
@@ -107,7 +107,7 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 	if (timeout_ms > 0)
 		deadline = now_ns() + (int64_t)timeout_ms * 1000000;
 	for (;;) {
-		n = poll_once(pool);
+		n = iop__poll_once(pool);
 		if (n != 0 || timeout_ms == 0)
 			break;
 		left = -1;

@@ -60,7 +60,7 @@ struct iop__req {
 
 struct iop_job {
 	struct iop__node node;		/* first: lists link through it */
-	struct iop_pool *pool;		/* set at submit */
+	struct iop_pool *pool;		/* the owner of its slab, for life */
 	struct iop__req req;		/* set at submit, read-only after */
 	ssize_t result;			/* written by the worker, read after
 					 * the hand-back (stack or lock) */
@@ -134,6 +134,7 @@ void iop__future_cancel_locked(struct iop_job *job);
 /* complete.c */
 void iop__complete(struct iop_job *job);
 int iop__run_callbacks(struct iop_pool *pool, struct iop__node *list);
+int iop__poll_once(struct iop_pool *pool);
 
 /* notify.c */
 int iop__notify_open(struct iop__notify *n);

@@ -29,9 +29,11 @@ static struct iop__node *slab_new_locked(struct iop_pool *pool)
 		return NULL;
 	slab->next = pool->slabs;
 	pool->slabs = slab;
-	for (i = 0; i + 1 < IOP__SLAB_JOBS; i++)
-		slab->jobs[i].node.next = &slab->jobs[i + 1].node;
-	slab->jobs[i].node.next = NULL;
+	for (i = 0; i < IOP__SLAB_JOBS; i++) {
+		slab->jobs[i].pool = pool;
+		slab->jobs[i].node.next = i + 1 < IOP__SLAB_JOBS ?
+					  &slab->jobs[i + 1].node : NULL;
+	}
 	return &slab->jobs[0].node;
 }
 
@@ -45,17 +47,13 @@ static struct iop_job *take_first(struct iop__node **list)
 
 struct iop_job *iop__job_alloc_locked(struct iop_pool *pool)
 {
-	struct iop_job *job;
-
 	if (!pool->cache)
 		pool->cache = iop__stack_take(&pool->freed);
 	if (!pool->cache)
 		pool->cache = slab_new_locked(pool);
 	if (!pool->cache)
 		return NULL;
-	job = take_first(&pool->cache);
-	job->pool = pool;
-	return job;
+	return take_first(&pool->cache);
 }
 
 struct iop_job *iop__job_alloc_polling(struct iop_pool *pool)
@@ -74,9 +72,7 @@ struct iop_job *iop__job_alloc_polling(struct iop_pool *pool)
 	}
 	if (pool->npcache > 0)
 		pool->npcache--;
-	job = take_first(&pool->pcache);
-	job->pool = pool;
-	return job;
+	return take_first(&pool->pcache);
 }
 
 void iop__job_release_polling(struct iop_pool *pool, struct iop_job *job)
@@ -114,10 +110,6 @@ void iop__job_free_all(struct iop_pool *pool)
 		next = slab->next;
 		free(slab);
 	}
-	pool->slabs = NULL;
-	pool->cache = NULL;
-	pool->pcache = NULL;
-	atomic_store_explicit(&pool->freed.top, NULL, memory_order_relaxed);
 }
 
 /* A future's result is in: wake whoever awaits it.  Takes the lock. */

@@ -235,8 +235,8 @@ static struct iop__node *cancel_queued(struct iop_pool *pool)
 	atomic_store_explicit(&pool->shutdown, true, memory_order_relaxed);
 	while ((n = iop__queue_pop(&pool->queue))) {
 		job = iop__job_of(n);
-		job->result = -ECANCELED;
 		if (job->req.done) {
+			job->result = -ECANCELED;
 			atomic_store_explicit(&job->state, IOP__DONE,
 					      memory_order_relaxed);
 			iop__queue_push(&cancelled, n);
@@ -272,8 +272,7 @@ void iop_pool_destroy(iop_pool *pool)
 	stop_workers(pool);
 
 	/* No worker is left: every finished job is on the done stack. */
-	iop__notify_drain(&pool->notify);
-	iop__run_callbacks(pool, iop__chain_reverse(iop__stack_take(&pool->done)));
+	iop__poll_once(pool);
 	iop__run_callbacks(pool, cancelled);
 
 	wait_awaiters(pool);
