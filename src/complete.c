@@ -7,56 +7,112 @@
 #include <errno.h>
 #include <time.h>
 
+/* Put a callback job on the completion stack; wake the poller if it was
+ * empty.  Only the push onto an empty stack needs to: any later push lands
+ * in a batch that the poller has yet to take. */
+static void push_done(struct iop_job *job)
+{
+	struct iop_pool *pool = job->pool;
+
+	if (!iop__stack_push(&pool->done, &job->node))
+		iop__notify_signal(&pool->notify);
+}
+
+void iop__push_done_locked(struct iop_job *job)
+{
+	push_done(job);
+}
+
 /* Called by a worker once @job->result is set. */
 void iop__complete(struct iop_job *job)
 {
 	struct iop_pool *pool = job->pool;
 
-	if (!job->req.done) {
-		iop__future_finish(job);
+	/* Linked jobs and futures end under the lock; see job.c. */
+	if ((job->xflags & IOP__X_LINKED) || !job->req.done) {
+		pthread_mutex_lock(&pool->lock);
+		iop__chain_advance_locked(job);
+		pthread_mutex_unlock(&pool->lock);
 		return;
 	}
 	atomic_store_explicit(&job->state, IOP__DONE, memory_order_relaxed);
-	/* Only the push onto an empty stack needs to wake the poller: any
-	 * later push lands in a batch that the poller has yet to take. */
-	if (!iop__stack_push(&pool->done, &job->node))
-		iop__notify_signal(&pool->notify);
+	push_done(job);
+}
+
+/* A member of a group has had its callback: count it.  True if that was
+ * the last one, so the group's callback is now due. */
+static bool member_ended(struct iop_pool *pool, struct iop_job *job)
+{
+	bool last;
+
+	pthread_mutex_lock(&pool->lock);
+	last = iop__group_member_ended_locked(job, job->result);
+	pthread_mutex_unlock(&pool->lock);
+	return last;
 }
 
 /*
- * Run the callbacks of the chain @list, oldest first, on this thread, and
- * release each job when its callback returns.  Jobs the callbacks submit
- * are handed to the workers at the end, in one step.
+ * Run the callbacks of pool->ready, oldest first, on this thread, and
+ * release each job when its callback returns: at most @max of them (0: no
+ * limit), and no new one once @deadline (CLOCK_MONOTONIC ns, 0: none) has
+ * passed.  Jobs the callbacks submit are handed to the workers at the
+ * end, in one step.  Returns how many callbacks ran; *@again is set when a
+ * group's callback became due (it is on the completion stack).
  */
-int iop__run_callbacks(struct iop_pool *pool, struct iop__node *list)
+static int run_ready(struct iop_pool *pool, unsigned max, int64_t deadline,
+		     bool *again)
 {
 	struct iop_pool *outer = iop__current;
-	struct iop__node *next;
+	struct iop__node *node;
 	struct iop_job *job;
-	int n = 0;
+	unsigned n = 0;
 
-	if (!list)
-		return 0;
 	iop__current = pool;
-	for (; list; list = next) {
-		next = list->next;
-		job = iop__job_of(list);
+	while ((node = pool->ready) && (!max || n < max)) {
+		if (deadline && n > 0 && iop__now_ns() >= deadline)
+			break;
+		pool->ready = node->next;
+		job = iop__job_of(node);
 		job->req.done(job, job->result, job->req.arg);
+		if (job->group && member_ended(pool, job))
+			*again = true;
 		iop__job_release_polling(pool, job);
 		n++;
 	}
 	iop__current = outer;
 	iop__publish_pending(pool);
 	iop__job_trim_polling(pool);
+	return (int)n;
+}
+
+/*
+ * Drain the doorbell, then take what has finished (see pool.c), and run
+ * callbacks within the budget.  When the last member of a group had its
+ * callback, take once more, so that the group's callback runs in the same
+ * call.  Completions left over keep the descriptor readable.
+ */
+static int poll_budget(struct iop_pool *pool, unsigned max, int64_t deadline)
+{
+	bool again;
+	int n = 0;
+
+	do {
+		again = false;
+		iop__notify_drain(&pool->notify);
+		if (!pool->ready)
+			pool->ready = iop__chain_reverse(
+				iop__stack_take(&pool->done));
+		n += run_ready(pool, max ? max - (unsigned)n : 0, deadline,
+			       &again);
+	} while (again && (!max || (unsigned)n < max));
+	if (pool->ready)
+		iop__notify_signal(&pool->notify);
 	return n;
 }
 
-/* Drain the doorbell, then take what has finished.  See pool.c. */
 int iop__poll_once(struct iop_pool *pool)
 {
-	iop__notify_drain(&pool->notify);
-	return iop__run_callbacks(pool,
-		iop__chain_reverse(iop__stack_take(&pool->done)));
+	return poll_budget(pool, 0, 0);
 }
 
 /* Become the polling thread of @pool, or say why not. */
@@ -64,6 +120,8 @@ static int enter_poll(struct iop_pool *pool)
 {
 	if (!pool)
 		return -EINVAL;
+	if (iop__pool_forked(pool))
+		return -EOWNERDEAD;
 	if (atomic_exchange_explicit(&pool->polling, true,
 				     memory_order_acquire))
 		return iop__current == pool ? -EDEADLK : -EBUSY;
@@ -86,14 +144,6 @@ int iop_poll(iop_pool *pool)
 	return n;
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int iop_wait(iop_pool *pool, int timeout_ms)
 {
 	int64_t deadline = 0, left;
@@ -105,14 +155,14 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 	if (n < 0)
 		return n;
 	if (timeout_ms > 0)
-		deadline = now_ns() + (int64_t)timeout_ms * 1000000;
+		deadline = iop__now_ns() + (int64_t)timeout_ms * 1000000;
 	for (;;) {
 		n = iop__poll_once(pool);
 		if (n != 0 || timeout_ms == 0)
 			break;
 		left = -1;
 		if (timeout_ms > 0) {
-			left = deadline - now_ns();
+			left = deadline - iop__now_ns();
 			if (left <= 0)
 				break;
 			left = (left + 999999) / 1000000;	/* round up */
@@ -123,6 +173,20 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 			break;
 		}
 	}
+	leave_poll(pool);
+	return n;
+}
+
+int iop_poll_budget(iop_pool *pool, unsigned max_callbacks, unsigned max_us)
+{
+	int64_t deadline = 0;
+	int n = enter_poll(pool);
+
+	if (n < 0)
+		return n;
+	if (max_us)
+		deadline = iop__now_ns() + (int64_t)max_us * 1000;
+	n = poll_budget(pool, max_callbacks, deadline);
 	leave_poll(pool);
 	return n;
 }

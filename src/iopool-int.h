@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/uio.h>
 
 #include "iopool.h"
 #include "queue.h"
@@ -18,6 +19,8 @@
 #define IOP__DEFAULT_STACK	((size_t)1 << 20)
 #define IOP__MIN_STACK		((size_t)16 << 10)
 #define IOP__MAX_STACK		((size_t)1 << 30)
+#define IOP__DEFAULT_IDLE_MS	10000
+#define IOP__DEFAULT_LONG_MS	10000
 
 /* Jobs a callback batch may submit before they are handed over early. */
 #define IOP__PENDING_MAX	64
@@ -28,44 +31,186 @@
 
 enum iop__op {
 	IOP__OP_READ,
+	IOP__OP_WRITE,
+	IOP__OP_READV,
+	IOP__OP_WRITEV,
 	IOP__OP_CALL,
+	IOP__OP_OPENAT,
+	IOP__OP_CLOSE,
+	IOP__OP_FSYNC,
+	IOP__OP_FDATASYNC,
+	IOP__OP_FSTAT,
+	IOP__OP_STATAT,
+	IOP__OP_READFILE,
+	IOP__OP_FTRUNCATE,
+	IOP__OP_FALLOCATE,
+	IOP__OP_RENAMEAT,
+	IOP__OP_UNLINKAT,
+	IOP__OP_MKDIRAT,
+	IOP__OP_LISTDIR,
+	IOP__OP_GROUP,		/* a group's carrier: never runs */
+	IOP__NOPS
 };
 
-/* Where a job is.  Public names for these states come with iop_job_state. */
+/*
+ * Where a job is.  iop_job_state() reports HELD, PENDING, WAITING and
+ * QUEUED as IOP_QUEUED.
+ */
 enum iop__state {
 	IOP__FREE,		/* on a free list, or never used */
-	IOP__QUEUED,		/* submitted, not yet taken by a worker */
+	IOP__HELD,		/* in a thread's open batch */
+	IOP__PENDING,		/* submitted by a callback, on pool->pending */
+	IOP__WAITING,		/* linked after a job that has not ended */
+	IOP__QUEUED,		/* on pool->queue */
 	IOP__RUNNING,		/* a worker is running it */
 	IOP__DONE,		/* result set; callback or await still due */
 };
 
-/* What a submit call asks for: copied into the job under the pool lock. */
+/*
+ * What a submit call asks for: copied into the job at submit, read-only
+ * once the job is handed to the workers.
+ */
 struct iop__req {
 	iop_done_fn *done;		/* NULL: a future */
 	void *arg;
 	union {
-		struct {
+		struct {		/* READ, WRITE */
 			void *buf;
 			size_t len;
 			int64_t offset;
 		} rw;
-		struct {
+		struct {		/* READV, WRITEV */
+			const struct iovec *iov;
+			int iovcnt;
+			int64_t offset;
+		} vec;
+		struct {		/* CALL */
 			iop_work_fn *fn;
 			void *ctx;
 		} call;
+		struct {		/* OPENAT, STATAT, READFILE, UNLINKAT,
+					 * MKDIRAT, LISTDIR, FSTAT */
+			void *out;	/* struct stat *, void **, ... */
+			int flags;
+			mode_t mode;
+		} at;
+		struct {		/* RENAMEAT: path is the old name */
+			const char *newpath;	/* inside path's block */
+			int newdirfd;
+			unsigned flags;
+		} rename;
+		struct {		/* FTRUNCATE (len), FALLOCATE */
+			int64_t offset;
+			int64_t len;
+			int mode;
+		} range;
+		struct iop_group *group;	/* GROUP */
 	} u;
-	int fd;				/* READ */
+	char *path;			/* owned copy, freed when the job ends */
+	int fd;				/* the descriptor, or the dirfd */
 	unsigned char op;		/* enum iop__op */
 };
 
+/* iop_job.xflags: the rarely used parts of a job that are in use. */
+#define IOP__X_LINKED	0x01	/* has had a successor (chain_next) */
+#define IOP__X_LANE	0x02	/* lane is set */
+#define IOP__X_DEADLINE	0x04	/* deadline is set */
+#define IOP__X_DLLIST	0x08	/* on pool->deadlines; lock */
+#define IOP__X_BACKLOG	0x10	/* queued in its lane's backlog; lock */
+
 struct iop_job {
+	/* The first cache lines: what every job uses. */
 	struct iop__node node;		/* first: lists link through it */
 	struct iop_pool *pool;		/* the owner of its slab, for life */
 	struct iop__req req;		/* set at submit, read-only after */
 	ssize_t result;			/* written by the worker, read after
 					 * the hand-back (stack or lock) */
+	union {
+		int64_t t_queued;	/* CLOCK_MONOTONIC ns at hand-over */
+		const struct iop__batch *held_by;	/* while HELD */
+	};
 	_Atomic unsigned char state;	/* enum iop__state */
-	unsigned char nwaiters;		/* threads in iop_await(); pool lock */
+	atomic_bool cancel;		/* iop_cancel() was called */
+	signed char prio;		/* IOP_PRIO_MIN..IOP_PRIO_MAX */
+	unsigned char xflags;		/* IOP__X_*: set while held, except
+					 * DLLIST and BACKLOG (lock) */
+	unsigned char nwaiters;		/* threads in iop_await(); lock */
+
+	/* The rest, looked at only when xflags or group say so. */
+	struct iop_group *group;	/* set while held, read-only after */
+	struct iop_job *chain_next;	/* runs after this one; lock */
+	struct iop_job *chain_prev;	/* runs before this one; lock */
+	struct iop_lane *lane;		/* set while held, read-only after */
+	int64_t deadline;		/* CLOCK_MONOTONIC ns; set while held */
+	struct iop_job *dl_next;	/* pool->deadlines; lock */
+	struct iop_job *dl_prev;
+};
+
+/* A lane: guarded by the pool lock, lives until destroy. */
+struct iop_lane {
+	struct iop_pool *pool;
+	struct iop_lane *next;		/* pool->lanes */
+	unsigned cap;
+	unsigned running;
+	struct iop__queue backlog;	/* jobs waiting for room, in order */
+	char name[32];
+};
+
+/* Priority levels of the run queue, lowest first. */
+#define IOP__LEVELS	(IOP_PRIO_MAX - IOP_PRIO_MIN + 1)
+/* Starts of higher levels a waiting level lets pass before its turn. */
+#define IOP__AGE_SKIPS	8
+
+/* The run queue: one FIFO per priority; lock. */
+struct iop__runq {
+	struct iop__queue level[IOP__LEVELS];
+	unsigned mask;			/* bit i: level[i] not empty */
+	unsigned skips[IOP__LEVELS];	/* starts that passed a level over */
+};
+
+/*
+ * Statistics one thread collects.  Each counter is written by one thread
+ * only (a worker, or anyone holding the lock for pool->inline_stats) with
+ * a relaxed load and store, and read by iop_pool_stats() at any time.
+ */
+struct iop__stats {
+	_Atomic uint64_t completed, failed, long_ran;
+	_Atomic uint64_t queued_ns[IOP_OP_COUNT][IOP_HIST_BUCKETS];
+	_Atomic uint64_t running_ns[IOP_OP_COUNT][IOP_HIST_BUCKETS];
+};
+
+/* One worker thread. */
+struct iop__worker {
+	struct iop__worker *next, *prev;	/* pool->workers / exited;
+						 * lock and stats_lock */
+	struct iop_pool *pool;
+	pthread_t thread;
+	_Atomic int64_t started;	/* start of the job in hand, 0: none */
+	struct iop__stats stats;
+};
+
+/*
+ * A group: its counters are guarded by the pool lock.  It lives until its
+ * callback has returned, or until destroy if it is never sealed.
+ */
+struct iop_group {
+	struct iop_pool *pool;
+	iop_group_fn *done;
+	void *arg;
+	struct iop_job *carrier;	/* delivers the callback via pool->done */
+	struct iop_group *next, *prev;	/* pool->groups; lock */
+	struct iop_group_result r;	/* lock */
+	unsigned live;			/* members not yet ended; lock */
+	bool sealed;			/* lock */
+	atomic_bool cancelled;		/* set under lock, read anywhere */
+};
+
+/* A thread's open batch (see iop_batch_begin()). */
+struct iop__batch {
+	struct iop_pool *pool;		/* NULL: no batch open */
+	unsigned depth;
+	unsigned nheld;
+	struct iop__queue held;
 };
 
 struct iop__notify {
@@ -82,13 +227,36 @@ struct iop_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t work_cond;	/* workers wait for jobs; lock */
 	pthread_cond_t await_cond;	/* iop_await() and destroy wait; lock */
-	struct iop__queue queue;	/* submitted, not running; lock */
+	pthread_cond_t room_cond;	/* IOP_OVERFLOW_BLOCK submits; lock */
+	pthread_cond_t exit_cond;	/* destroy waits for workers; lock */
+	pthread_cond_t dl_cond;		/* the watchdog waits; lock */
+	struct iop__runq runq;		/* queued, not running; lock */
+	_Atomic uint64_t nqueued;	/* in runq and lane backlogs; lock */
 	struct iop__node *cache;	/* free jobs; lock */
 	struct iop__slab *slabs;	/* all job memory; lock */
 	unsigned nidle;			/* workers in cond_wait; lock */
 	unsigned nwakeups;		/* signals sent, not yet taken; lock */
 	unsigned nawaiting;		/* threads in iop_await(); lock */
+	unsigned nblocked;		/* submits waiting for room; lock */
+	unsigned min_threads;		/* lock */
+	unsigned max_threads;		/* lock */
+	_Atomic unsigned nthreads;	/* workers alive; lock */
+	unsigned nstarting;		/* started, not yet running; lock */
+	struct iop__worker *workers;	/* alive; lock and stats_lock */
+	struct iop__worker *exited;	/* to be joined; lock */
+	struct iop_group *groups;	/* every group not yet delivered; lock */
+	struct iop_lane *lanes;		/* lock */
+	struct iop_job *deadlines;	/* queued jobs with one; lock */
+	pthread_t watchdog;
+	bool watchdog_started;		/* lock */
 	atomic_bool shutdown;		/* set under lock, read anywhere */
+	atomic_bool forked;		/* this is a child's copy */
+
+	/* Counted under the lock, read anywhere. */
+	_Atomic uint64_t nsubmitted, ncancelled, ntimed_out, nstarted;
+	pthread_mutex_t stats_lock;	/* workers list, retired */
+	struct iop__stats retired;	/* of exited workers; stats_lock */
+	struct iop__stats inline_stats;	/* jobs run outside workers; lock */
 
 	struct iop__stack done;		/* finished callback jobs */
 	struct iop__stack freed;	/* released jobs, for reuse */
@@ -99,12 +267,18 @@ struct iop_pool {
 	unsigned npending;
 	struct iop__node *pcache;	/* free jobs for those submits */
 	unsigned npcache;
+	struct iop__node *ready;	/* taken, not yet run (a budget) */
 
 	/* Set at creation, read-only after. */
 	struct iop__notify notify;
-	unsigned threads_wanted;
-	unsigned nthreads;		/* started; changed only by new/destroy */
-	pthread_t *threads;
+	size_t stack_size;
+	int64_t idle_ns;
+	int64_t long_ns;
+	uint64_t max_queued;		/* 0: no limit */
+	int overflow;
+	unsigned overflow_ms;
+	unsigned flags;			/* IOP_POOL_* */
+	struct iop_pool *reg_next, *reg_prev;	/* all pools; registry lock */
 };
 
 static inline struct iop_job *iop__job_of(struct iop__node *n)
@@ -118,22 +292,76 @@ static inline struct iop_job *iop__job_of(struct iop__node *n)
  */
 extern _Thread_local struct iop_pool *iop__current;
 
+/* The calling thread's batch, and the job its worker is running. */
+extern _Thread_local struct iop__batch iop__batch;
+extern _Thread_local struct iop_job *iop__running;
+
+/* @job is held in the calling thread's open batch. */
+static inline bool iop__held_here(const struct iop_job *job)
+{
+	return atomic_load_explicit(&job->state, memory_order_relaxed) ==
+	       IOP__HELD && job->held_by == &iop__batch;
+}
+
 /* pool.c */
+bool iop__pool_forked(const struct iop_pool *pool);
+
+/* worker.c */
+int iop__spawn_locked(struct iop_pool *pool);
+int iop__wake_locked(struct iop_pool *pool, unsigned n);
+void iop__run_here(struct iop_pool *pool, struct iop_job *job);
+void iop__drain_inline(struct iop_pool *pool);
+void iop__stop_workers(struct iop_pool *pool);
+void iop__free_workers(struct iop_pool *pool);
+
+/* sched.c */
 iop_job *iop__submit(struct iop_pool *pool, const struct iop__req *req);
 void iop__publish_pending(struct iop_pool *pool);
+void iop__queue_job_locked(struct iop_pool *pool, struct iop_job *job);
+void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job);
+struct iop_job *iop__pick_locked(struct iop_pool *pool, int64_t *now);
+void iop__lane_release_locked(struct iop_pool *pool, struct iop_lane *lane);
+void iop__dl_add_locked(struct iop_pool *pool, struct iop_job *job);
+void iop__dl_remove_locked(struct iop_pool *pool, struct iop_job *job);
+void iop__cancel_queued_locked(struct iop_pool *pool,
+			       const struct iop_group *group);
+void iop__sched_free_all(struct iop_pool *pool);
+int64_t iop__now_ns(void);
+
+/* stats.c */
+void iop__stats_ran(struct iop__stats *st, const struct iop_job *job,
+		    ssize_t result, int64_t t_start, int64_t t_end,
+		    int64_t long_ns);
+void iop__stats_add(struct iop__stats *to, const struct iop__stats *from);
+
+static inline void iop__count(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed)
+			      + n, memory_order_relaxed);
+}
 
 /* job.c */
 struct iop_job *iop__job_alloc_locked(struct iop_pool *pool);
 struct iop_job *iop__job_alloc_polling(struct iop_pool *pool);
 void iop__job_release_polling(struct iop_pool *pool, struct iop_job *job);
+void iop__job_release_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__job_trim_polling(struct iop_pool *pool);
 void iop__job_free_all(struct iop_pool *pool);
-void iop__future_finish(struct iop_job *job);
-void iop__future_cancel_locked(struct iop_job *job);
+void iop__cancel_waiting_locked(struct iop_pool *pool,
+				const struct iop_group *group);
+void iop__end_locked(struct iop_job *job, ssize_t result);
+void iop__chain_advance_locked(struct iop_job *job);
+void iop__handover_locked(struct iop_pool *pool, struct iop__queue *held);
+void iop__misuse(const char *what);
+
+/* batch.c */
+bool iop__group_member_ended_locked(struct iop_job *job, ssize_t result);
+void iop__group_free_all(struct iop_pool *pool);
+bool iop__job_dead(const struct iop_job *job);
 
 /* complete.c */
 void iop__complete(struct iop_job *job);
-int iop__run_callbacks(struct iop_pool *pool, struct iop__node *list);
+void iop__push_done_locked(struct iop_job *job);
 int iop__poll_once(struct iop_pool *pool);
 
 /* notify.c */
@@ -145,10 +373,19 @@ int iop__notify_wait(struct iop__notify *n, int timeout_ms);
 
 /* ops.c */
 ssize_t iop__job_run(struct iop_job *job);
+bool iop__job_whole(const struct iop_job *job, ssize_t result);
 
 _Static_assert(offsetof(struct iop_job, node) == 0,
 	       "lists link jobs through their first member");
-_Static_assert(sizeof(void *) != 8 || sizeof(struct iop_job) <= 80,
-	       "a queued job costs the pool at most 80 bytes on 64-bit");
+_Static_assert(sizeof(void *) != 8 || offsetof(struct iop_job, group) <= 128,
+	       "what every job uses fits in two cache lines on 64-bit");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct iop_job) <= 192,
+	       "a job costs the pool at most three cache lines on 64-bit");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct iop_options) == 80,
+	       "struct iop_options never changes size");
+_Static_assert((int)IOP__OP_LISTDIR == (int)IOP_OP_LISTDIR &&
+	       (int)IOP__OP_CALL == (int)IOP_OP_CALL &&
+	       (int)IOP__OP_GROUP == (int)IOP_OP_COUNT,
+	       "internal op numbers are the public ones");
 
 #endif /* IOPOOL_INT_H */

@@ -11,12 +11,16 @@
  * - pool->freed, a lock-free stack, takes jobs released elsewhere (futures
  *   awaited on other threads, the polling thread's surplus); whoever runs
  *   dry takes it whole.
+ *
+ * Then how a job ends without running (cancel, a broken chain, shutdown),
+ * how held jobs are handed to the workers, and futures.
  */
 #include "iopool-int.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* Allocate a slab and return its jobs as a chain.  Called with the lock. */
 static struct iop__node *slab_new_locked(struct iop_pool *pool)
@@ -75,9 +79,21 @@ struct iop_job *iop__job_alloc_polling(struct iop_pool *pool)
 	return take_first(&pool->pcache);
 }
 
+/* Drop what a job owns and forget its links before it is reused. */
+static void job_reset(struct iop_job *job)
+{
+	free(job->req.path);
+	job->req.path = NULL;
+	job->group = NULL;
+	job->lane = NULL;
+	job->xflags = 0;
+	atomic_store_explicit(&job->cancel, false, memory_order_relaxed);
+	atomic_store_explicit(&job->state, IOP__FREE, memory_order_relaxed);
+}
+
 void iop__job_release_polling(struct iop_pool *pool, struct iop_job *job)
 {
-	atomic_store_explicit(&job->state, IOP__FREE, memory_order_relaxed);
+	job_reset(job);
 	job->node.next = pool->pcache;
 	pool->pcache = &job->node;
 	pool->npcache++;
@@ -102,75 +118,340 @@ void iop__job_trim_polling(struct iop_pool *pool)
 	iop__stack_push_chain(&pool->freed, first, last);
 }
 
+void iop__job_release_locked(struct iop_pool *pool, struct iop_job *job)
+{
+	job_reset(job);
+	job->node.next = pool->cache;
+	pool->cache = &job->node;
+}
+
+/* Free all job memory, and the paths of futures nobody awaited. */
+/*
+ * End the members of @group that wait in a chain (their predecessor has
+ * not ended) with -ECANCELED.  Such jobs are on no list, so this looks at
+ * every job; group cancels are rare.
+ */
+void iop__cancel_waiting_locked(struct iop_pool *pool,
+				const struct iop_group *group)
+{
+	struct iop__slab *slab;
+	struct iop_job *job;
+	unsigned i;
+
+	for (slab = pool->slabs; slab; slab = slab->next)
+		for (i = 0; i < IOP__SLAB_JOBS; i++) {
+			job = &slab->jobs[i];
+			/* WAITING first: only then is group stable. */
+			if (atomic_load_explicit(&job->state,
+						 memory_order_relaxed) ==
+			    IOP__WAITING && job->group == group)
+				iop__end_locked(job, -ECANCELED);
+		}
+}
+
 void iop__job_free_all(struct iop_pool *pool)
 {
 	struct iop__slab *slab, *next;
+	unsigned i;
 
 	for (slab = pool->slabs; slab; slab = next) {
 		next = slab->next;
+		for (i = 0; i < IOP__SLAB_JOBS; i++)
+			free(slab->jobs[i].req.path);
 		free(slab);
 	}
 }
 
-/* A future's result is in: wake whoever awaits it.  Takes the lock. */
-void iop__future_finish(struct iop_job *job)
+/*
+ * @job has ended with its result set: hand it back.  A callback job goes
+ * onto the completion stack for the poller; a future is marked DONE and
+ * its awaiters woken.  After this, @job may be released at any moment by
+ * the thread that takes it, so nothing may touch it afterwards (except a
+ * future, while the lock is held).
+ */
+static void finish_locked(struct iop_job *job)
 {
-	struct iop_pool *pool = job->pool;
-
-	pthread_mutex_lock(&pool->lock);
-	atomic_store_explicit(&job->state, IOP__DONE, memory_order_relaxed);
-	if (job->nwaiters > 0)
-		pthread_cond_broadcast(&pool->await_cond);
-	pthread_mutex_unlock(&pool->lock);
-}
-
-/* A queued future will never run: end it with -ECANCELED.  Needs the lock. */
-void iop__future_cancel_locked(struct iop_job *job)
-{
-	job->result = -ECANCELED;
+	if (job->req.done) {
+		atomic_store_explicit(&job->state, IOP__DONE,
+				      memory_order_relaxed);
+		iop__push_done_locked(job);
+		return;
+	}
+	if (job->group)
+		iop__group_member_ended_locked(job, job->result);
 	atomic_store_explicit(&job->state, IOP__DONE, memory_order_relaxed);
 	if (job->nwaiters > 0)
 		pthread_cond_broadcast(&job->pool->await_cond);
 }
 
-static void misuse(const char *what)
+/*
+ * End @job with @result without running it, and every job linked after it
+ * with -ECANCELED.  @job is on no list.  Called with the lock held.
+ */
+void iop__end_locked(struct iop_job *job, ssize_t result)
+{
+	struct iop_pool *pool = job->pool;
+	struct iop_job *next;
+
+	if (job->chain_prev) {
+		job->chain_prev->chain_next = NULL;
+		job->chain_prev = NULL;
+	}
+	for (; job; job = next) {
+		next = job->chain_next;
+		job->chain_next = NULL;
+		if (next)
+			next->chain_prev = NULL;
+		iop__dl_remove_locked(pool, job);
+		iop__count(result == -ETIMEDOUT ? &pool->ntimed_out
+						: &pool->ncancelled, 1);
+		job->result = result;
+		finish_locked(job);
+		result = -ECANCELED;
+	}
+}
+
+/*
+ * A worker finished @job, which was linked: hand it back, then start its
+ * successor or, if @job failed or came up short, end the rest of the chain.
+ * Both under the lock, so the successor cannot finish (and its callback
+ * cannot be taken) before @job is on the completion stack: callbacks of a
+ * chain run in chain order.
+ */
+void iop__chain_advance_locked(struct iop_job *job)
+{
+	struct iop_pool *pool = job->pool;
+	struct iop_job *next = job->chain_next;
+	bool whole = next && iop__job_whole(job, job->result);
+
+	job->chain_next = NULL;
+	finish_locked(job);
+	if (!next)
+		return;
+	next->chain_prev = NULL;
+	if (whole && !iop__job_dead(next) &&
+	    !atomic_load_explicit(&pool->shutdown, memory_order_relaxed)) {
+		iop__queue_job_locked(pool, next);
+		iop__wake_locked(pool, 1);
+	} else {
+		iop__end_locked(next, -ECANCELED);
+	}
+}
+
+/* Whether a held job must end at hand-over: it, or a job before it in its
+ * chain (held with it), was cancelled. */
+static bool held_dead(const struct iop_job *job)
+{
+	for (; job; job = job->chain_prev)
+		if (iop__job_dead(job))
+			return true;
+	return false;
+}
+
+/*
+ * Hand the held jobs of @held (a batch, or the pending list) to the
+ * workers: jobs linked after another wait for it, cancelled ones (and
+ * their chains) end with -ECANCELED, and the rest are queued.  After
+ * shutdown every one of them is cancelled.  Jobs with a deadline go on
+ * the watchdog's list.  Called with the lock held; the caller wakes
+ * workers.
+ */
+void iop__handover_locked(struct iop_pool *pool, struct iop__queue *held)
+{
+	bool down = atomic_load_explicit(&pool->shutdown,
+					 memory_order_relaxed);
+	struct iop__queue heads;
+	struct iop__node *n, *next;
+	struct iop_job *job;
+
+	iop__queue_init(&heads);
+	for (n = held->head; n; n = next) {
+		next = n->next;
+		job = iop__job_of(n);
+		if (down || held_dead(job)) {
+			/* Only the first dead job of a chain is ended here;
+			 * ending it ends the rest. */
+			if (down ? !job->chain_prev : !held_dead(job->chain_prev))
+				iop__queue_push(&heads, n);
+			continue;
+		}
+		if (job->xflags & IOP__X_DEADLINE)
+			iop__dl_add_locked(pool, job);
+		if (job->chain_prev)
+			atomic_store_explicit(&job->state, IOP__WAITING,
+					      memory_order_relaxed);
+		else
+			iop__queue_job_locked(pool, job);
+	}
+	iop__queue_init(held);
+	for (n = heads.head; n; n = next) {
+		next = n->next;
+		iop__end_locked(iop__job_of(n), -ECANCELED);
+	}
+}
+
+void iop__misuse(const char *what)
 {
 	fprintf(stderr, "iopool: %s\n", what);
 	abort();
+}
+
+int iop_cancel(iop_job *job)
+{
+	struct iop_pool *pool;
+	int ret = 0;
+
+	if (!job)
+		return -EINVAL;
+	pool = job->pool;
+	pthread_mutex_lock(&pool->lock);
+	switch (atomic_load_explicit(&job->state, memory_order_relaxed)) {
+	case IOP__HELD:
+	case IOP__PENDING:
+		/* Ended at hand-over, by whoever holds it. */
+		atomic_store_explicit(&job->cancel, true,
+				      memory_order_relaxed);
+		break;
+	case IOP__QUEUED:
+		iop__unqueue_locked(pool, job);
+		/* fall through */
+	case IOP__WAITING:
+		iop__end_locked(job, -ECANCELED);
+		break;
+	case IOP__RUNNING:
+		atomic_store_explicit(&job->cancel, true,
+				      memory_order_relaxed);
+		/* The rest of its chain has not started: it never will. */
+		if (job->chain_next)
+			iop__end_locked(job->chain_next, -ECANCELED);
+		ret = -EBUSY;
+		break;
+	case IOP__DONE:
+		ret = -EALREADY;
+		break;
+	default:
+		pthread_mutex_unlock(&pool->lock);
+		iop__misuse("iop_cancel: the job was already released");
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return ret;
+}
+
+int iop_cancel_requested(void)
+{
+	return iop__running && iop__job_dead(iop__running);
+}
+
+int iop_job_state(const iop_job *job)
+{
+	if (!job)
+		return -EINVAL;
+	switch (atomic_load_explicit(&job->state, memory_order_acquire)) {
+	case IOP__RUNNING:
+		return IOP_RUNNING;
+	case IOP__DONE:
+		return IOP_DONE;
+	case IOP__FREE:
+		iop__misuse("iop_job_state: the job was already released");
+	}
+	return IOP_QUEUED;
+}
+
+/* Checks common to both awaits; 0 if @job may be awaited. */
+static int await_check(iop_job *job)
+{
+	if (!job)
+		return -EINVAL;
+	if (iop__pool_forked(job->pool))
+		return -EOWNERDEAD;
+	if (atomic_load_explicit(&job->state, memory_order_relaxed) ==
+	    IOP__FREE)
+		iop__misuse("iop_await: the job was already released "
+			    "(awaited twice, or its callback has run)");
+	if (job->req.done)
+		return -EINVAL;
+	if (iop__held_here(job))
+		return -EDEADLK;
+	/* A callback awaiting its own submit: hand it over first. */
+	if (iop__current == job->pool)
+		iop__publish_pending(job->pool);
+	return 0;
+}
+
+/*
+ * Wait for @job with the lock held, until @deadline (a CLOCK_MONOTONIC
+ * time; NULL: no limit).  On success take its result and release it.
+ */
+static int await_locked(struct iop_job *job, const struct timespec *deadline,
+			ssize_t *result)
+{
+	struct iop_pool *pool = job->pool;
+	int err = 0;
+
+	pool->nawaiting++;
+	job->nwaiters++;
+	while (atomic_load_explicit(&job->state, memory_order_relaxed) !=
+	       IOP__DONE && err != ETIMEDOUT) {
+		if (deadline)
+			err = pthread_cond_timedwait(&pool->await_cond,
+						     &pool->lock, deadline);
+		else
+			pthread_cond_wait(&pool->await_cond, &pool->lock);
+	}
+	job->nwaiters--;
+	if (atomic_load_explicit(&job->state, memory_order_relaxed) ==
+	    IOP__DONE) {
+		*result = job->result;
+		if (job->nwaiters == 0)
+			iop__job_release_locked(pool, job);
+		err = 0;
+	}
+	if (--pool->nawaiting == 0 &&
+	    atomic_load_explicit(&pool->shutdown, memory_order_relaxed))
+		pthread_cond_broadcast(&pool->await_cond);
+	return -err;
 }
 
 ssize_t iop_await(iop_job *job)
 {
 	struct iop_pool *pool;
 	ssize_t result;
+	int err = await_check(job);
 
-	if (!job)
-		return -EINVAL;
-	if (atomic_load_explicit(&job->state, memory_order_relaxed) ==
-	    IOP__FREE)
-		misuse("iop_await: the job was already released "
-		       "(awaited twice, or its callback has run)");
-	if (job->req.done)
-		return -EINVAL;
+	if (err)
+		return err;
 	pool = job->pool;
-	/* A callback awaiting its own submit: hand it over first. */
-	if (iop__current == pool)
-		iop__publish_pending(pool);
-
 	pthread_mutex_lock(&pool->lock);
-	pool->nawaiting++;
-	job->nwaiters++;
-	while (atomic_load_explicit(&job->state, memory_order_relaxed) !=
-	       IOP__DONE)
-		pthread_cond_wait(&pool->await_cond, &pool->lock);
-	job->nwaiters--;
-	result = job->result;
-	atomic_store_explicit(&job->state, IOP__FREE, memory_order_relaxed);
-	job->node.next = pool->cache;
-	pool->cache = &job->node;
-	if (--pool->nawaiting == 0 &&
-	    atomic_load_explicit(&pool->shutdown, memory_order_relaxed))
-		pthread_cond_broadcast(&pool->await_cond);
+	await_locked(job, NULL, &result);
 	pthread_mutex_unlock(&pool->lock);
 	return result;
+}
+
+int iop_await_timeout(iop_job *job, int timeout_ms, ssize_t *result)
+{
+	struct iop_pool *pool;
+	struct timespec deadline;
+	int err;
+
+	if (!result || timeout_ms < -1)
+		return -EINVAL;
+	err = await_check(job);
+	if (err)
+		return err;
+	if (timeout_ms < 0) {
+		*result = iop_await(job);
+		return 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pool = job->pool;
+	pthread_mutex_lock(&pool->lock);
+	err = await_locked(job, &deadline, result);
+	pthread_mutex_unlock(&pool->lock);
+	return err;
 }

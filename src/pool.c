@@ -1,20 +1,26 @@
 /*
- * The pool: worker threads, the submit queue and shutdown.
+ * The pool: creation, options, shutdown and fork.
  *
  * The flow of a job:
  *
- *   submit (any thread)
- *     -> take a free job and append it to pool->queue under pool->lock;
- *        signal one idle worker, if none is already on its way
- *        (a callback's submits gather on pool->pending instead, with no
- *        lock, and are appended in one step when the callback batch ends)
- *   worker
- *     -> pop the job under the lock, mark it RUNNING, drop the lock, run it
- *   completion
+ *   submit (any thread; sched.c)
+ *     -> take a free job and append it to the run queue (pool->runq, one
+ *        FIFO per priority) under pool->lock; signal one idle worker if
+ *        none is already on its way, and start a thread if the queue holds
+ *        more jobs than idle threads can take (worker.c)
+ *        (a callback's submits gather on pool->pending, and a batch's on
+ *        the thread's iop__batch, with no lock, and are handed over in one
+ *        step when the callback batch or the batch ends)
+ *   worker (worker.c)
+ *     -> pick the job under the lock (highest priority, with aging; a lane
+ *        at its cap parks the job in the lane; a passed deadline ends it),
+ *        mark it RUNNING, drop the lock, run it (ops.c)
+ *   completion (complete.c)
  *     -> callback job: push it onto pool->done, a lock-free stack; the
  *        push that finds the stack empty writes the eventfd, so a burst of
  *        completions costs one write
- *     -> future: set DONE under the lock, wake its iop_await() if waiting
+ *     -> future, or a job linked to a next one: end it under the lock,
+ *        wake its iop_await(), queue the next job of the chain (job.c)
  *   iop_poll() / iop_wait() on the program's thread
  *     -> drain the eventfd FIRST, then take the whole stack at once,
  *        reverse it to completion order and run the callbacks with no lock
@@ -23,13 +29,17 @@
  *        when its callback returns.
  *
  * Each side makes at most one lock round trip per job: submit, and the
- * worker's pop.  The completion side is lock-free and taken in batches.
+ * worker's pick.  The completion side is lock-free and taken in batches.
  * Job memory is reused through free lists; nothing is allocated per job
- * once the pool has warmed up.
+ * once the pool has warmed up.  A job that never runs (cancelled, timed
+ * out, cut from its chain, or destroyed with the pool) still ends exactly
+ * once, through the same completion paths.
  *
- * Locking: pool->lock guards the fields marked "lock" in struct iop_pool.
- * It is the only lock; no callback or work function ever runs under it.
- * Condition variables are signalled with it held.
+ * Locking: pool->lock guards the fields marked "lock" in struct iop_pool,
+ * and no callback or work function ever runs under it.  stats_lock guards
+ * the worker list for iop_pool_stats(), so that reading statistics never
+ * holds up a worker; it is taken inside pool->lock, never the other way.
+ * Condition variables are signalled with their mutex held.
  */
 #include "iopool-int.h"
 
@@ -37,60 +47,112 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 _Thread_local struct iop_pool *iop__current;
+_Thread_local struct iop__batch iop__batch;
+_Thread_local struct iop_job *iop__running;
 
-/* Wake up to @n idle workers that no earlier signal is already waking. */
-static void wake_workers_locked(struct iop_pool *pool, unsigned n)
+/*
+ * Every pool of the process, for the fork handlers.  Lock order: the
+ * registry lock, then each pool's lock, then its stats_lock.
+ */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct iop_pool *registry;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/*
+ * fork() with pools alive: before it, take every lock of every pool, so
+ * that the child's copy of each is consistent (no worker was half way
+ * through a queue operation); after it, release them.  In the child the
+ * pools are marked forked: they refuse everything, since their threads do
+ * not exist there and their jobs belong to the parent.
+ */
+static void atfork_prepare(void)
 {
-	while (n-- > 0 && pool->nwakeups < pool->nidle) {
-		pool->nwakeups++;
-		pthread_cond_signal(&pool->work_cond);
+	struct iop_pool *pool;
+
+	pthread_mutex_lock(&registry_lock);
+	for (pool = registry; pool; pool = pool->reg_next) {
+		pthread_mutex_lock(&pool->lock);
+		pthread_mutex_lock(&pool->stats_lock);
 	}
 }
 
-static void *worker_main(void *arg)
+static void atfork_parent(void)
 {
-	struct iop_pool *pool = arg;
-	struct iop__node *n;
-	struct iop_job *job;
+	struct iop_pool *pool;
 
-	pthread_mutex_lock(&pool->lock);
-	for (;;) {
-		n = iop__queue_pop(&pool->queue);
-		if (!n) {
-			if (atomic_load_explicit(&pool->shutdown,
-						 memory_order_relaxed))
-				break;
-			pool->nidle++;
-			pthread_cond_wait(&pool->work_cond, &pool->lock);
-			pool->nidle--;
-			if (pool->nwakeups > 0)
-				pool->nwakeups--;
-			continue;
-		}
-		job = iop__job_of(n);
-		atomic_store_explicit(&job->state, IOP__RUNNING,
-				      memory_order_relaxed);
+	for (pool = registry; pool; pool = pool->reg_next) {
+		pthread_mutex_unlock(&pool->stats_lock);
 		pthread_mutex_unlock(&pool->lock);
-
-		job->result = iop__job_run(job);
-		iop__complete(job);
-
-		pthread_mutex_lock(&pool->lock);
 	}
-	pthread_mutex_unlock(&pool->lock);
-	return NULL;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void atfork_child(void)
+{
+	struct iop_pool *pool;
+
+	for (pool = registry; pool; pool = pool->reg_next) {
+		atomic_store_explicit(&pool->forked, true,
+				      memory_order_relaxed);
+		pthread_mutex_unlock(&pool->stats_lock);
+		pthread_mutex_unlock(&pool->lock);
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void atfork_register(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+static void registry_add(struct iop_pool *pool)
+{
+	pthread_once(&atfork_once, atfork_register);
+	pthread_mutex_lock(&registry_lock);
+	pool->reg_prev = NULL;
+	pool->reg_next = registry;
+	if (registry)
+		registry->reg_prev = pool;
+	registry = pool;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_remove(struct iop_pool *pool)
+{
+	pthread_mutex_lock(&registry_lock);
+	if (pool->reg_prev)
+		pool->reg_prev->reg_next = pool->reg_next;
+	else
+		registry = pool->reg_next;
+	if (pool->reg_next)
+		pool->reg_next->reg_prev = pool->reg_prev;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+bool iop__pool_forked(const struct iop_pool *pool)
+{
+	return atomic_load_explicit(&pool->forked, memory_order_relaxed);
 }
 
 static int check_options(const struct iop_options *o)
 {
 	size_t i;
 
-	if (o->threads > IOP_THREADS_MAX || o->reserved0 != 0)
+	if (o->threads > IOP_THREADS_MAX || o->min_threads > IOP_THREADS_MAX)
+		return -EINVAL;
+	if (o->min_threads > (o->threads ? o->threads : IOP__DEFAULT_THREADS))
 		return -EINVAL;
 	if (o->stack_size != 0 && (o->stack_size < IOP__MIN_STACK ||
 				   o->stack_size > IOP__MAX_STACK))
+		return -EINVAL;
+	if (o->overflow < IOP_OVERFLOW_FAIL || o->overflow > IOP_OVERFLOW_INLINE)
+		return -EINVAL;
+	if (o->flags & ~(IOP_POOL_INLINE | IOP_POOL_NO_TIMING))
+		return -EINVAL;
+	if ((o->flags & IOP_POOL_INLINE) && (o->threads || o->min_threads))
 		return -EINVAL;
 	for (i = 0; i < sizeof(o->reserved) / sizeof(o->reserved[0]); i++)
 		if (o->reserved[i] != 0)
@@ -98,49 +160,37 @@ static int check_options(const struct iop_options *o)
 	return 0;
 }
 
-/*
- * Start the workers with every signal blocked, so that the program's
- * handlers run on its own threads only.  On failure the threads already
- * started are left running for the caller to stop.
- */
-static int start_workers(struct iop_pool *pool, size_t stack_size)
+static void apply_options(struct iop_pool *pool, const struct iop_options *o)
 {
-	pthread_attr_t attr;
-	sigset_t all, old;
-	int err;
-
-	err = pthread_attr_init(&attr);
-	if (err)
-		return -err;
-	err = pthread_attr_setstacksize(&attr, stack_size);
-	if (err)
-		goto out_attr;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (; pool->nthreads < pool->threads_wanted; pool->nthreads++) {
-		err = pthread_create(&pool->threads[pool->nthreads], &attr,
-				     worker_main, pool);
-		if (err)
-			break;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-out_attr:
-	pthread_attr_destroy(&attr);
-	return -err;
+	pool->max_threads = o->threads ? o->threads : IOP__DEFAULT_THREADS;
+	pool->min_threads = o->min_threads;
+	pool->stack_size = o->stack_size ? o->stack_size : IOP__DEFAULT_STACK;
+	pool->idle_ns = (int64_t)(o->idle_timeout_ms ? o->idle_timeout_ms :
+				  IOP__DEFAULT_IDLE_MS) * 1000000;
+	pool->long_ns = (int64_t)(o->long_running_ms ? o->long_running_ms :
+				  IOP__DEFAULT_LONG_MS) * 1000000;
+	pool->max_queued = o->max_queued;
+	pool->overflow = o->overflow;
+	pool->overflow_ms = o->overflow_timeout_ms;
+	pool->flags = o->flags;
+	if (pool->flags & IOP_POOL_INLINE)
+		pool->max_threads = 0;
 }
 
-/* Tell every worker to exit once the queue is empty, and join them. */
-static void stop_workers(struct iop_pool *pool)
+/* A condition variable whose timed waits use CLOCK_MONOTONIC. */
+static int cond_init_monotonic(pthread_cond_t *cond)
 {
-	unsigned i;
+	pthread_condattr_t attr;
+	int err;
 
-	pthread_mutex_lock(&pool->lock);
-	atomic_store_explicit(&pool->shutdown, true, memory_order_relaxed);
-	pthread_cond_broadcast(&pool->work_cond);
-	pthread_mutex_unlock(&pool->lock);
-	for (i = 0; i < pool->nthreads; i++)
-		pthread_join(pool->threads[i], NULL);
-	pool->nthreads = 0;
+	err = pthread_condattr_init(&attr);
+	if (err)
+		return err;
+	err = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (!err)
+		err = pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+	return err;
 }
 
 static int init_sync(struct iop_pool *pool)
@@ -150,15 +200,35 @@ static int init_sync(struct iop_pool *pool)
 	err = pthread_mutex_init(&pool->lock, NULL);
 	if (err)
 		return -err;
-	err = pthread_cond_init(&pool->work_cond, NULL);
+	err = pthread_mutex_init(&pool->stats_lock, NULL);
 	if (err)
 		goto out_lock;
-	err = pthread_cond_init(&pool->await_cond, NULL);
+	err = cond_init_monotonic(&pool->work_cond);
+	if (err)
+		goto out_stats;
+	err = cond_init_monotonic(&pool->await_cond);
 	if (err)
 		goto out_work;
+	err = cond_init_monotonic(&pool->room_cond);
+	if (err)
+		goto out_await;
+	err = cond_init_monotonic(&pool->dl_cond);
+	if (err)
+		goto out_room;
+	err = pthread_cond_init(&pool->exit_cond, NULL);
+	if (err)
+		goto out_dl;
 	return 0;
+out_dl:
+	pthread_cond_destroy(&pool->dl_cond);
+out_room:
+	pthread_cond_destroy(&pool->room_cond);
+out_await:
+	pthread_cond_destroy(&pool->await_cond);
 out_work:
 	pthread_cond_destroy(&pool->work_cond);
+out_stats:
+	pthread_mutex_destroy(&pool->stats_lock);
 out_lock:
 	pthread_mutex_destroy(&pool->lock);
 	return -err;
@@ -166,15 +236,34 @@ out_lock:
 
 static void destroy_sync(struct iop_pool *pool)
 {
+	pthread_cond_destroy(&pool->exit_cond);
+	pthread_cond_destroy(&pool->dl_cond);
+	pthread_cond_destroy(&pool->room_cond);
 	pthread_cond_destroy(&pool->await_cond);
 	pthread_cond_destroy(&pool->work_cond);
+	pthread_mutex_destroy(&pool->stats_lock);
 	pthread_mutex_destroy(&pool->lock);
+}
+
+/* Start the min_threads workers. */
+static int start_min_threads(struct iop_pool *pool)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&pool->lock);
+	while (!err && atomic_load_explicit(&pool->nthreads,
+					    memory_order_relaxed) <
+	       pool->min_threads)
+		err = iop__spawn_locked(pool);
+	pthread_mutex_unlock(&pool->lock);
+	return err;
 }
 
 iop_pool *iop_pool_new(const struct iop_options *opts)
 {
 	static const struct iop_options defaults;
 	struct iop_pool *pool;
+	unsigned i;
 	int err;
 
 	if (!opts)
@@ -186,32 +275,28 @@ iop_pool *iop_pool_new(const struct iop_options *opts)
 	pool = calloc(1, sizeof(*pool));
 	if (!pool)
 		goto out;
-	iop__queue_init(&pool->queue);
+	for (i = 0; i < IOP__LEVELS; i++)
+		iop__queue_init(&pool->runq.level[i]);
 	iop__queue_init(&pool->pending);
-	pool->threads_wanted = opts->threads ? opts->threads
-					     : IOP__DEFAULT_THREADS;
-	pool->threads = calloc(pool->threads_wanted, sizeof(pthread_t));
-	if (!pool->threads)
-		goto out_pool;
+	apply_options(pool, opts);
 	err = init_sync(pool);
 	if (err)
-		goto out_threads;
+		goto out_pool;
 	err = iop__notify_open(&pool->notify);
 	if (err)
 		goto out_sync;
-	err = start_workers(pool, opts->stack_size ? opts->stack_size
-						   : IOP__DEFAULT_STACK);
+	err = start_min_threads(pool);
 	if (err)
 		goto out_workers;
+	registry_add(pool);
 	return pool;
 
 out_workers:
-	stop_workers(pool);
+	atomic_store_explicit(&pool->shutdown, true, memory_order_relaxed);
+	iop__stop_workers(pool);
 	iop__notify_close(&pool->notify);
 out_sync:
 	destroy_sync(pool);
-out_threads:
-	free(pool->threads);
 out_pool:
 	free(pool);
 out:
@@ -219,33 +304,15 @@ out:
 	return NULL;
 }
 
-/*
- * Take every job still queued and end it with -ECANCELED: futures are
- * finished at once, callback jobs are returned as a chain, oldest first,
- * for the caller to run their callbacks.
- */
-static struct iop__node *cancel_queued(struct iop_pool *pool)
+/* Refuse new submits and end every queued job with -ECANCELED. */
+static void cancel_queued(struct iop_pool *pool)
 {
-	struct iop__queue cancelled;
-	struct iop__node *n;
-	struct iop_job *job;
-
-	iop__queue_init(&cancelled);
 	pthread_mutex_lock(&pool->lock);
 	atomic_store_explicit(&pool->shutdown, true, memory_order_relaxed);
-	while ((n = iop__queue_pop(&pool->queue))) {
-		job = iop__job_of(n);
-		if (job->req.done) {
-			job->result = -ECANCELED;
-			atomic_store_explicit(&job->state, IOP__DONE,
-					      memory_order_relaxed);
-			iop__queue_push(&cancelled, n);
-		} else {
-			iop__future_cancel_locked(job);
-		}
-	}
+	iop__cancel_queued_locked(pool, NULL);
+	pthread_cond_broadcast(&pool->room_cond);
+	pthread_cond_signal(&pool->dl_cond);
 	pthread_mutex_unlock(&pool->lock);
-	return cancelled.head;
 }
 
 /* Wait until no thread is left inside iop_await() on this pool. */
@@ -257,30 +324,55 @@ static void wait_awaiters(struct iop_pool *pool)
 	pthread_mutex_unlock(&pool->lock);
 }
 
+/* Free what is left of the pool; every thread of it is gone. */
+static void free_pool(struct iop_pool *pool)
+{
+	iop__group_free_all(pool);
+	iop__job_free_all(pool);
+	iop__notify_close(&pool->notify);
+	free(pool);
+}
+
+/*
+ * In a forked child: no thread of the pool exists, its locks and
+ * condition variables may be in any state (glibc's pthread_cond_destroy()
+ * could wait for waiters that are gone), and its jobs are the parent's.
+ * Free the memory and close the descriptors, touch nothing else.
+ */
+static void destroy_forked(struct iop_pool *pool)
+{
+	pool->watchdog_started = false;
+	iop__free_workers(pool);
+	iop__sched_free_all(pool);
+	free_pool(pool);
+}
+
 void iop_pool_destroy(iop_pool *pool)
 {
-	struct iop__node *cancelled;
-
 	if (!pool)
 		return;
 	if (iop__current == pool) {
 		errno = EDEADLK;
 		return;
 	}
+	registry_remove(pool);
+	if (iop__pool_forked(pool)) {
+		destroy_forked(pool);
+		return;
+	}
 	atomic_store_explicit(&pool->polling, true, memory_order_relaxed);
-	cancelled = cancel_queued(pool);
-	stop_workers(pool);
+	cancel_queued(pool);
+	iop__stop_workers(pool);
 
-	/* No worker is left: every finished job is on the done stack. */
-	iop__poll_once(pool);
-	iop__run_callbacks(pool, cancelled);
+	/* No worker is left: every job has ended and every callback still
+	 * due is on the completion stack. */
+	while (iop__poll_once(pool) > 0)
+		;
 
 	wait_awaiters(pool);
-	iop__job_free_all(pool);
-	iop__notify_close(&pool->notify);
+	iop__sched_free_all(pool);
 	destroy_sync(pool);
-	free(pool->threads);
-	free(pool);
+	free_pool(pool);
 }
 
 int iop_pool_fd(const iop_pool *pool)
@@ -288,67 +380,4 @@ int iop_pool_fd(const iop_pool *pool)
 	if (!pool)
 		return -EINVAL;
 	return pool->notify.rfd;
-}
-
-/*
- * Take a free job for @req and append it to @q, or return NULL with
- * errno set.  The caller owns @q: it holds the lock, or @q is the polling
- * thread's pending list.
- */
-static iop_job *enqueue(struct iop_pool *pool, struct iop__queue *q,
-			const struct iop__req *req)
-{
-	struct iop_job *job;
-
-	if (atomic_load_explicit(&pool->shutdown, memory_order_relaxed)) {
-		errno = ESHUTDOWN;
-		return NULL;
-	}
-	job = q == &pool->queue ? iop__job_alloc_locked(pool)
-				: iop__job_alloc_polling(pool);
-	if (!job) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	job->req = *req;
-	atomic_store_explicit(&job->state, IOP__QUEUED, memory_order_relaxed);
-	iop__queue_push(q, &job->node);
-	return job;
-}
-
-iop_job *iop__submit(struct iop_pool *pool, const struct iop__req *req)
-{
-	struct iop_job *job;
-	int err;
-
-	/* From inside a callback: no lock, handed over at the batch end. */
-	if (iop__current == pool) {
-		job = enqueue(pool, &pool->pending, req);
-		if (job && ++pool->npending >= IOP__PENDING_MAX)
-			iop__publish_pending(pool);
-		return job;
-	}
-	pthread_mutex_lock(&pool->lock);
-	job = enqueue(pool, &pool->queue, req);
-	err = errno;
-	if (job)
-		wake_workers_locked(pool, 1);
-	pthread_mutex_unlock(&pool->lock);
-	if (!job)
-		errno = err;
-	return job;
-}
-
-/* Hand the jobs that callbacks submitted to the workers, in one step. */
-void iop__publish_pending(struct iop_pool *pool)
-{
-	unsigned n = pool->npending;
-
-	if (n == 0)
-		return;
-	pthread_mutex_lock(&pool->lock);
-	iop__queue_move(&pool->queue, &pool->pending);
-	wake_workers_locked(pool, n);
-	pthread_mutex_unlock(&pool->lock);
-	pool->npending = 0;
 }

@@ -1,11 +1,13 @@
 /*
  * Intrusive job lists.  A job is on at most one list at a time, linked
- * through its single `next` pointer:
- * - struct iop__queue, a FIFO with a tail pointer, for lists owned by one
- *   thread or guarded by a lock (the submit queue, pending submits);
+ * through its node:
+ * - struct iop__queue, a doubly linked FIFO, for lists owned by one thread
+ *   or guarded by a lock (the submit queue, pending submits, a batch); a
+ *   job can leave it from anywhere (a cancel) in O(1);
  * - struct iop__stack, a lock-free LIFO that any thread may push onto and
  *   one consumer empties whole (the completion stack, released jobs).
  *   Nothing ever pops a single node, so the stack has no ABA problem.
+ *   It links through next only.
  */
 #ifndef IOPOOL_QUEUE_H
 #define IOPOOL_QUEUE_H
@@ -15,11 +17,12 @@
 
 struct iop__node {
 	struct iop__node *next;
+	struct iop__node *prev;		/* queues only */
 };
 
 struct iop__queue {
 	struct iop__node *head;
-	struct iop__node **tail;	/* &head when empty */
+	struct iop__node *tail;
 };
 
 struct iop__stack {
@@ -29,7 +32,7 @@ struct iop__stack {
 static inline void iop__queue_init(struct iop__queue *q)
 {
 	q->head = NULL;
-	q->tail = &q->head;
+	q->tail = NULL;
 }
 
 static inline int iop__queue_empty(const struct iop__queue *q)
@@ -40,19 +43,45 @@ static inline int iop__queue_empty(const struct iop__queue *q)
 static inline void iop__queue_push(struct iop__queue *q, struct iop__node *n)
 {
 	n->next = NULL;
-	*q->tail = n;
-	q->tail = &n->next;
+	n->prev = q->tail;
+	if (q->tail)
+		q->tail->next = n;
+	else
+		q->head = n;
+	q->tail = n;
+}
+
+static inline void iop__queue_push_front(struct iop__queue *q,
+					 struct iop__node *n)
+{
+	n->prev = NULL;
+	n->next = q->head;
+	if (q->head)
+		q->head->prev = n;
+	else
+		q->tail = n;
+	q->head = n;
+}
+
+static inline void iop__queue_remove(struct iop__queue *q,
+				     struct iop__node *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		q->head = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	else
+		q->tail = n->prev;
 }
 
 static inline struct iop__node *iop__queue_pop(struct iop__queue *q)
 {
 	struct iop__node *n = q->head;
 
-	if (n) {
-		q->head = n->next;
-		if (!q->head)
-			q->tail = &q->head;
-	}
+	if (n)
+		iop__queue_remove(q, n);
 	return n;
 }
 
@@ -62,7 +91,11 @@ static inline void iop__queue_move(struct iop__queue *to,
 {
 	if (!from->head)
 		return;
-	*to->tail = from->head;
+	from->head->prev = to->tail;
+	if (to->tail)
+		to->tail->next = from->head;
+	else
+		to->head = from->head;
 	to->tail = from->tail;
 	iop__queue_init(from);
 }

@@ -369,3 +369,202 @@ bool opener_join(struct opener *o)
 	sem_destroy(&o->go);
 	return atomic_load(&o->saw_asleep);
 }
+
+bool job_state_reached(const iop_job *job, int state, int ms)
+{
+	int64_t end = now_ns() + (int64_t)ms * 1000000;
+
+	do {
+		if (iop_job_state(job) == state)
+			return true;
+		sched_yield();
+	} while (now_ns() < end);
+	return iop_job_state(job) == state;
+}
+
+void step_init(struct step *s, atomic_int *clock, ssize_t result)
+{
+	s->clock = clock;
+	s->gate = NULL;
+	s->entered = NULL;
+	s->result = result;
+	atomic_init(&s->ran, 0);
+	atomic_init(&s->at, 0);
+}
+
+ssize_t step_work(void *ctx)
+{
+	struct step *s = ctx;
+
+	atomic_store(&s->at, atomic_fetch_add(s->clock, 1) + 1);
+	atomic_fetch_add(&s->ran, 1);
+	if (s->entered != NULL)
+		sem_post(s->entered);
+	if (s->gate != NULL)
+		gate_wait(s->gate);
+	return s->result;
+}
+
+void ordered_init(struct ordered_rec *o, atomic_int *clock)
+{
+	done_rec_init(&o->d);
+	o->clock = clock;
+	atomic_init(&o->at, 0);
+}
+
+void ordered_record(iop_job *job, ssize_t result, void *arg)
+{
+	struct ordered_rec *o = arg;
+
+	atomic_store(&o->at, atomic_fetch_add(o->clock, 1) + 1);
+	done_record(job, result, &o->d);
+}
+
+void spinner_init(struct spinner *s, sem_t *entered, ssize_t result)
+{
+	s->entered = entered;
+	s->result = result;
+	atomic_init(&s->ran, 0);
+	atomic_init(&s->before, 0);
+	atomic_init(&s->saw_cancel, 0);
+}
+
+ssize_t spinner_work(void *ctx)
+{
+	struct spinner *s = ctx;
+	int64_t end = now_ns() + (int64_t)TEST_WAIT_MS * 1000000;
+
+	atomic_store(&s->before, iop_cancel_requested());
+	atomic_fetch_add(&s->ran, 1);
+	if (s->entered != NULL)
+		sem_post(s->entered);
+	while (!iop_cancel_requested() && now_ns() < end)
+		sched_yield();
+	atomic_store(&s->saw_cancel, iop_cancel_requested());
+	return s->result;
+}
+
+static void *holder_main(void *arg)
+{
+	struct holder *h = arg;
+
+	h->begin_ret = iop_batch_begin(h->pool);
+	if (h->begin_ret == 0)
+		h->job = iop_call(h->pool, work_return_ctx, (void *)h->value,
+				  NULL, NULL);
+	sem_post(&h->held);
+	sem_wait_n(&h->end, 1);
+	h->end_ret = h->begin_ret == 0 ? iop_batch_end(h->pool) : -1;
+	return NULL;
+}
+
+void holder_start(struct holder *h, iop_pool *pool, intptr_t value)
+{
+	h->pool = pool;
+	h->value = value;
+	h->job = NULL;
+	h->begin_ret = -1;
+	h->end_ret = -1;
+	ck_assert_int_eq(sem_init(&h->held, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&h->end, 0, 0), 0);
+	ck_assert_int_eq(pthread_create(&h->thread, NULL, holder_main, h), 0);
+	sem_wait_n(&h->held, 1);
+}
+
+void holder_release(struct holder *h)
+{
+	sem_post(&h->end);
+}
+
+void holder_join(struct holder *h)
+{
+	ck_assert_int_eq(pthread_join(h->thread, NULL), 0);
+	sem_destroy(&h->held);
+	sem_destroy(&h->end);
+}
+
+/* ---- Shared by the elastic and sched suites. ---- */
+
+iop_pool *pool_new_opts(const struct iop_options *opts)
+{
+	iop_pool *pool = iop_pool_new(opts);
+
+	ck_assert_msg(pool != NULL,
+		      "iop_pool_new(threads=%u, min_threads=%u): %s",
+		      opts ? opts->threads : 0, opts ? opts->min_threads : 0,
+		      strerror(errno));
+	return pool;
+}
+
+void pool_stats(const iop_pool *pool, struct iop_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->size = sizeof(*st);
+	ck_assert_int_eq(iop_pool_stats(pool, st), 0);
+}
+
+static void nap_1ms(void)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+unsigned wait_threads(const iop_pool *pool, unsigned want, int ms)
+{
+	int64_t end = now_ns() + (int64_t)ms * 1000000;
+	struct iop_stats st;
+
+	for (;;) {
+		st.size = sizeof(st);
+		if (iop_pool_stats(pool, &st) != 0)
+			return UINT_MAX;
+		if (st.threads == want || now_ns() >= end)
+			return st.threads;
+		nap_1ms();
+	}
+}
+
+unsigned min_threads_seen(const iop_pool *pool, int ms)
+{
+	int64_t end = now_ns() + (int64_t)ms * 1000000;
+	unsigned fewest = UINT_MAX;
+	struct iop_stats st;
+
+	do {
+		st.size = sizeof(st);
+		if (iop_pool_stats(pool, &st) != 0)
+			return 0;
+		if (st.threads < fewest)
+			fewest = st.threads;
+		nap_1ms();
+	} while (now_ns() < end);
+	return fewest;
+}
+
+bool sem_wait_n_ms(sem_t *s, int n, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	for (int i = 0; i < n; i++)
+		while (sem_timedwait(s, &ts) != 0)
+			if (errno != EINTR)
+				return false;
+	return true;
+}
+
+void batch_end_expect(iop_pool *pool, int submitted, int cancelled)
+{
+	int r = iop_batch_end(pool);
+
+	ck_assert_msg(r == submitted || r == submitted - cancelled,
+		      "iop_batch_end returned %d, want %d (or %d)", r,
+		      submitted, submitted - cancelled);
+}

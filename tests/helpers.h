@@ -191,4 +191,121 @@ void opener_start(struct opener *o, struct gate *g, pid_t sleeper);
 void opener_go(struct opener *o);
 bool opener_join(struct opener *o);
 
+/*
+ * Shared by the cancel, future, group and chain suites.
+ */
+
+/*
+ * Wait (up to @ms, yielding, no sleep) until iop_job_state(@job) is
+ * @state.  Returns true if it was seen.  Only while the handle is valid.
+ */
+bool job_state_reached(const iop_job *job, int state, int ms);
+
+/*
+ * A step: step_work() records that it ran (@ran, and @at, the value of
+ * the shared @clock when it started, counted from 1) and returns @result.
+ * With @entered set it posts it first; with @gate set it then blocks on
+ * it.  The clock shows the order in which workers started steps.
+ */
+struct step {
+	atomic_int *clock;
+	struct gate *gate;
+	sem_t *entered;
+	ssize_t result;
+	atomic_int ran;
+	atomic_int at;
+};
+
+void step_init(struct step *s, atomic_int *clock, ssize_t result);
+ssize_t step_work(void *ctx);
+
+/*
+ * What a done callback saw, and when: ordered_record() does what
+ * done_record() does and sets @at to the next value of the shared
+ * @clock (from 1), so a test can check the order of callbacks.
+ */
+struct ordered_rec {
+	struct done_rec d;
+	atomic_int *clock;
+	atomic_int at;
+};
+
+void ordered_init(struct ordered_rec *o, atomic_int *clock);
+void ordered_record(iop_job *job, ssize_t result, void *arg);
+
+/*
+ * A spinner: spinner_work() posts @entered, then yields until
+ * iop_cancel_requested() says 1 (or TEST_WAIT_MS passed), records in
+ * @saw_cancel what it saw and returns @result.  @before records what
+ * iop_cancel_requested() said when the work started.
+ */
+struct spinner {
+	sem_t *entered;
+	ssize_t result;
+	atomic_int ran;
+	atomic_int before;
+	atomic_int saw_cancel;
+};
+
+void spinner_init(struct spinner *s, sem_t *entered, ssize_t result);
+ssize_t spinner_work(void *ctx);
+
+/*
+ * End the test thread's batch on @pool, in which @submitted jobs were
+ * held and @cancelled of them cancelled (or in a cancelled group, or
+ * linked after such a job) while held.  The header does not say whether
+ * iop_batch_end() counts those as "handed over", so either count passes.
+ */
+void batch_end_expect(iop_pool *pool, int submitted, int cancelled);
+
+/*
+ * A batch holder: a thread that opens a batch on @pool, submits into it
+ * a future (work_return_ctx with @value) and keeps it held until
+ * holder_release().  holder_start() returns once the job is held (@job,
+ * NULL if the submit failed; @begin_ret what iop_batch_begin() said);
+ * holder_join() waits for the thread, after which @end_ret holds what
+ * iop_batch_end() said.  The future is the test's to await.
+ */
+struct holder {
+	iop_pool *pool;
+	intptr_t value;
+	iop_job *job;
+	int begin_ret;
+	int end_ret;
+	sem_t held;
+	sem_t end;
+	pthread_t thread;
+};
+
+void holder_start(struct holder *h, iop_pool *pool, intptr_t value);
+void holder_release(struct holder *h);
+void holder_join(struct holder *h);
+
+/*
+ * Shared by the elastic and sched suites: pools with options, statistics,
+ * and waits with a deadline (waiting for a state, never sleeping for one).
+ */
+
+/* A pool with @opts; fails the test on NULL. */
+iop_pool *pool_new_opts(const struct iop_options *opts);
+
+/* iop_pool_stats() into *@st, with its size set; fails the test on error. */
+void pool_stats(const iop_pool *pool, struct iop_stats *st);
+
+/*
+ * Poll iop_pool_stats() about every millisecond, for up to @ms, until its
+ * threads field is @want.  Returns the last count seen (@want on success).
+ * Safe on any thread.
+ */
+unsigned wait_threads(const iop_pool *pool, unsigned want, int ms);
+
+/*
+ * Poll iop_pool_stats() about every millisecond for @ms and return the
+ * fewest threads seen: for checking that threads stay (min_threads).
+ */
+unsigned min_threads_seen(const iop_pool *pool, int ms);
+
+/* sem_wait() @n times, up to @ms in all: true if all @n posts came. */
+bool sem_wait_n_ms(sem_t *s, int n, int ms);
+
 #endif /* IOP_TEST_HELPERS_H */

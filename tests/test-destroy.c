@@ -45,14 +45,28 @@ START_TEST(test_destroy_new_rejects_bad_options)
 	expect_new_einval(&o, "threads IOP_THREADS_MAX + 1");
 
 	memset(&o, 0, sizeof(o));
-	o.reserved0 = 1;
-	expect_new_einval(&o, "reserved0 1");
+	o.min_threads = 5;
+	expect_new_einval(&o, "min_threads 5 above the default 4 threads");
+	o.threads = 2;
+	o.min_threads = 3;
+	expect_new_einval(&o, "min_threads 3 above threads 2");
+	memset(&o, 0, sizeof(o));
+	o.overflow = 3;
+	expect_new_einval(&o, "overflow 3");
+	o.overflow = -1;
+	expect_new_einval(&o, "overflow -1");
+	memset(&o, 0, sizeof(o));
+	o.flags = 4;
+	expect_new_einval(&o, "flags 4");
+	o.flags = IOP_POOL_INLINE;
+	o.threads = 1;
+	expect_new_einval(&o, "IOP_POOL_INLINE with threads 1");
 	memset(&o, 0, sizeof(o));
 	o.reserved[0] = 1;
 	expect_new_einval(&o, "reserved[0] 1");
 	memset(&o, 0, sizeof(o));
-	o.reserved[7] = UINT64_MAX;
-	expect_new_einval(&o, "reserved[7] ~0");
+	o.reserved[4] = UINT64_MAX;
+	expect_new_einval(&o, "reserved[4] ~0");
 
 	memset(&o, 0, sizeof(o));
 	o.stack_size = 1;
@@ -94,7 +108,7 @@ START_TEST(test_destroy_new_accepts_null_and_zeroed_options)
 	ck_assert_int_eq(run_one(pool, 12), 12);
 	/* The pool keeps no pointer to the options. */
 	o.threads = 1000000;
-	o.reserved0 = 5;
+	o.reserved[0] = 5;
 	ck_assert_int_eq(run_one(pool, 13), 13);
 	iop_pool_destroy(pool);
 

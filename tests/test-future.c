@@ -2,7 +2,8 @@
  * Suite "future": jobs submitted without a callback, collected with
  * iop_await() on any thread (also inside a callback), invisible to the
  * pool descriptor and to iop_poll(), and released by destroy when never
- * awaited.
+ * awaited; iop_await_timeout() (kept on timeout, 0 only looks, EINVAL),
+ * and -EDEADLK for a future held in the caller's own open batch.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -12,10 +13,12 @@
 #endif
 
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -459,6 +462,498 @@ START_TEST(test_future_unawaited_released_by_destroy)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Futures with a deadline, and futures held in a batch.               */
+
+/*
+ * A future held by the gate: a 50 ms await gives -ETIMEDOUT after at
+ * least 50 ms and keeps the job; once the gate opens, awaits without
+ * limit and with a long limit return 0 and the results.
+ */
+START_TEST(test_await_timeout_keeps_job)
+{
+	iop_pool *pool = pool_new(2);
+	struct held h1, h2;
+	struct gate g;
+	sem_t entered;
+	iop_job *f1, *f2;
+	ssize_t r = -1000;
+	int64_t t0, spent;
+
+	gate_init(&g);
+	ck_assert_int_eq(sem_init(&entered, 0, 0), 0);
+	held_init(&h1, &g, &entered, 11);
+	held_init(&h2, &g, &entered, 22);
+	f1 = iop_call(pool, held_work, &h1, NULL, NULL);
+	f2 = iop_call(pool, held_work, &h2, NULL, NULL);
+	ck_assert_ptr_nonnull(f1);
+	ck_assert_ptr_nonnull(f2);
+	sem_wait_n(&entered, 2);
+
+	t0 = now_ns();
+	ck_assert_int_eq(iop_await_timeout(f1, 50, &r), -ETIMEDOUT);
+	spent = now_ns() - t0;
+	ck_assert_int_ge(spent, 50 * 1000000);
+	ck_assert_int_eq(r, -1000);
+	/* Kept: still a live future, still running. */
+	ck_assert_int_eq(iop_job_state(f1), IOP_RUNNING);
+	ck_assert_int_eq(iop_await_timeout(f2, 1, &r), -ETIMEDOUT);
+	ck_assert_int_eq(r, -1000);
+
+	gate_open(&g);
+	ck_assert_int_eq(iop_await_timeout(f1, -1, &r), 0);
+	ck_assert_int_eq(r, 11);
+	r = -1000;
+	ck_assert_int_eq(iop_await_timeout(f2, TEST_WAIT_MS, &r), 0);
+	ck_assert_int_eq(r, 22);
+	iop_pool_destroy(pool);
+	ck_assert_int_eq(load_int(&h1.ran), 1);
+	ck_assert_int_eq(load_int(&h2.ran), 1);
+	sem_destroy(&entered);
+	gate_destroy(&g);
+}
+END_TEST
+
+/*
+ * Timeout 0 only looks: -ETIMEDOUT at once for a future that has not
+ * ended (running, and queued behind it), 0 and the result once it has.
+ */
+START_TEST(test_await_timeout_zero_only_looks)
+{
+	iop_pool *pool = pool_new(1);
+	struct held h;
+	struct gate g;
+	sem_t entered;
+	iop_job *fr, *fq;
+	ssize_t r = -1000;
+	int64_t t0;
+
+	gate_init(&g);
+	ck_assert_int_eq(sem_init(&entered, 0, 0), 0);
+	held_init(&h, &g, &entered, 5);
+	fr = iop_call(pool, held_work, &h, NULL, NULL);
+	ck_assert_ptr_nonnull(fr);
+	sem_wait_n(&entered, 1);
+	fq = iop_call(pool, work_return_ctx, (void *)(intptr_t)6, NULL, NULL);
+	ck_assert_ptr_nonnull(fq);
+
+	t0 = now_ns();
+	for (int i = 0; i < 100; i++) {
+		ck_assert_int_eq(iop_await_timeout(fr, 0, &r), -ETIMEDOUT);
+		ck_assert_int_eq(iop_await_timeout(fq, 0, &r), -ETIMEDOUT);
+	}
+	/* 200 looks, none of which may wait: far below the 5 s allowed. */
+	ck_assert_int_lt(now_ns() - t0, (int64_t)TEST_WAIT_MS * 1000000 / 4);
+	ck_assert_int_eq(r, -1000);
+	ck_assert_int_eq(iop_job_state(fq), IOP_QUEUED);
+
+	gate_open(&g);
+	ck_assert(job_state_reached(fq, IOP_DONE, TEST_WAIT_MS));
+	ck_assert(job_state_reached(fr, IOP_DONE, TEST_WAIT_MS));
+	ck_assert_int_eq(iop_await_timeout(fq, 0, &r), 0);
+	ck_assert_int_eq(r, 6);
+	ck_assert_int_eq(iop_await_timeout(fr, 0, &r), 0);
+	ck_assert_int_eq(r, 5);
+	iop_pool_destroy(pool);
+	sem_destroy(&entered);
+	gate_destroy(&g);
+}
+END_TEST
+
+/*
+ * -EINVAL: timeout below -1, result NULL, job NULL, a callback job.  The
+ * refused calls leave the jobs alone: the future is awaited afterwards,
+ * the callback job's callback runs once with its result.
+ */
+START_TEST(test_await_timeout_einval)
+{
+	iop_pool *pool = pool_new(1);
+	struct done_rec d;
+	struct held h;
+	struct gate g;
+	sem_t entered;
+	iop_job *f, *cb;
+	ssize_t r = -1000;
+
+	gate_init(&g);
+	ck_assert_int_eq(sem_init(&entered, 0, 0), 0);
+	done_rec_init(&d);
+	held_init(&h, &g, &entered, 3);
+	cb = iop_call(pool, held_work, &h, done_record, &d);
+	ck_assert_ptr_nonnull(cb);
+	sem_wait_n(&entered, 1);
+	f = iop_call(pool, work_return_ctx, (void *)(intptr_t)4, NULL, NULL);
+	ck_assert_ptr_nonnull(f);
+
+	ck_assert_int_eq(iop_await_timeout(NULL, 0, &r), -EINVAL);
+	ck_assert_int_eq(iop_await_timeout(NULL, -1, &r), -EINVAL);
+	ck_assert_int_eq(iop_await_timeout(f, -2, &r), -EINVAL);
+	ck_assert_int_eq(iop_await_timeout(f, -1000, &r), -EINVAL);
+	ck_assert_int_eq(iop_await_timeout(f, 10, NULL), -EINVAL);
+	ck_assert_int_eq(iop_await_timeout(f, -1, NULL), -EINVAL);
+	ck_assert_int_eq(iop_await_timeout(cb, 0, &r), -EINVAL);
+	ck_assert_int_eq(iop_await_timeout(cb, 10, &r), -EINVAL);
+	ck_assert_int_eq(iop_await_timeout(cb, -1, &r), -EINVAL);
+	ck_assert_int_eq(r, -1000);
+	ck_assert_int_eq(iop_job_state(f), IOP_QUEUED);
+
+	gate_open(&g);
+	drain_until(pool, &d.calls, 1);
+	ck_assert_int_eq(load_long(&d.result), 3);
+	ck_assert_int_eq(iop_await_timeout(f, -1, &r), 0);
+	ck_assert_int_eq(r, 4);
+	ck_assert_int_eq(iop_wait(pool, 20), 0);
+	iop_pool_destroy(pool);
+	ck_assert_int_eq(load_int(&d.calls), 1);
+	sem_destroy(&entered);
+	gate_destroy(&g);
+}
+END_TEST
+
+/*
+ * A future held in the calling thread's own open batch could never
+ * start: iop_await() and iop_await_timeout() (any timeout) refuse it with
+ * -EDEADLK, also after an inner batch end, and keep it; after the
+ * outermost end it is awaited normally.
+ */
+START_TEST(test_await_own_batch_is_edeadlk)
+{
+	iop_pool *pool = pool_new(2);
+	iop_job *f, *g;
+	ssize_t r = -1000;
+
+	ck_assert_int_eq(iop_batch_begin(pool), 0);
+	f = iop_call(pool, work_return_ctx, (void *)(intptr_t)12, NULL, NULL);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(iop_await(f), -EDEADLK);
+	ck_assert_int_eq(iop_await_timeout(f, 0, &r), -EDEADLK);
+	ck_assert_int_eq(iop_await_timeout(f, 50, &r), -EDEADLK);
+	ck_assert_int_eq(iop_await_timeout(f, -1, &r), -EDEADLK);
+	ck_assert_int_eq(r, -1000);
+
+	ck_assert_int_eq(iop_batch_begin(pool), 0);
+	g = iop_call(pool, work_return_ctx, (void *)(intptr_t)13, NULL, NULL);
+	ck_assert_ptr_nonnull(g);
+	ck_assert_int_eq(iop_batch_end(pool), 0);
+	/* The inner end handed nothing over. */
+	ck_assert_int_eq(iop_await(g), -EDEADLK);
+	ck_assert_int_eq(iop_await_timeout(f, -1, &r), -EDEADLK);
+	ck_assert_int_eq(iop_job_state(f), IOP_QUEUED);
+	ck_assert_int_eq(iop_job_state(g), IOP_QUEUED);
+	ck_assert_int_eq(iop_batch_end(pool), 2);
+
+	ck_assert_int_eq(iop_await_timeout(f, TEST_WAIT_MS, &r), 0);
+	ck_assert_int_eq(r, 12);
+	ck_assert_int_eq(iop_await(g), 13);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+/*
+ * Held in another thread's batch is not a deadlock for this thread: the
+ * await times out (the job cannot start yet), then succeeds once that
+ * thread ends its batch.
+ */
+START_TEST(test_await_other_threads_batch_times_out)
+{
+	iop_pool *pool = pool_new(2);
+	struct holder h;
+	ssize_t r = -1000;
+
+	holder_start(&h, pool, 21);
+	ck_assert_int_eq(h.begin_ret, 0);
+	ck_assert_ptr_nonnull(h.job);
+	ck_assert_int_eq(iop_await_timeout(h.job, 0, &r), -ETIMEDOUT);
+	ck_assert_int_eq(iop_await_timeout(h.job, 30, &r), -ETIMEDOUT);
+	ck_assert_int_eq(iop_job_state(h.job), IOP_QUEUED);
+	holder_release(&h);
+	ck_assert_int_eq(iop_await_timeout(h.job, TEST_WAIT_MS, &r), 0);
+	ck_assert_int_eq(r, 21);
+	holder_join(&h);
+	ck_assert_int_eq(h.end_ret, 1);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+/*
+ * The same while this thread has a batch of its own open on the pool:
+ * the future is held, but in the other thread's batch, not in the
+ * caller's, so it is still no deadlock (-ETIMEDOUT, not -EDEADLK); and
+ * the caller's own held future is still refused with -EDEADLK.
+ */
+START_TEST(test_await_other_threads_batch_with_own_open)
+{
+	iop_pool *pool = pool_new(2);
+	struct holder h;
+	ssize_t r = -1000;
+	iop_job *mine;
+
+	holder_start(&h, pool, 22);
+	ck_assert_ptr_nonnull(h.job);
+	ck_assert_int_eq(iop_batch_begin(pool), 0);
+	mine = iop_call(pool, work_return_ctx, (void *)(intptr_t)23, NULL,
+			NULL);
+	ck_assert_ptr_nonnull(mine);
+	ck_assert_int_eq(iop_await_timeout(mine, 0, &r), -EDEADLK);
+	ck_assert_int_eq(iop_await_timeout(h.job, 0, &r), -ETIMEDOUT);
+	ck_assert_int_eq(iop_await_timeout(h.job, 30, &r), -ETIMEDOUT);
+	ck_assert_int_eq(iop_batch_end(pool), 1);
+	holder_release(&h);
+	ck_assert_int_eq(iop_await_timeout(h.job, TEST_WAIT_MS, &r), 0);
+	ck_assert_int_eq(r, 22);
+	ck_assert_int_eq(iop_await(mine), 23);
+	holder_join(&h);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+/*
+ * Give up waiting, then cancel: a queued future times out, is cancelled
+ * (0) and then awaits -ECANCELED without its work running; a running one
+ * times out, the cancel says -EBUSY, and its real result follows.
+ */
+START_TEST(test_await_timeout_then_cancel)
+{
+	iop_pool *pool = pool_new(1);
+	struct fjob q = { .want = 8, .posted = NULL };
+	struct held h;
+	struct gate g;
+	sem_t entered;
+	iop_job *fr, *fq;
+	ssize_t r = -1000;
+
+	atomic_init(&q.ran, 0);
+	gate_init(&g);
+	ck_assert_int_eq(sem_init(&entered, 0, 0), 0);
+	held_init(&h, &g, &entered, 9);
+	fr = iop_call(pool, held_work, &h, NULL, NULL);
+	ck_assert_ptr_nonnull(fr);
+	sem_wait_n(&entered, 1);
+	fq = iop_call(pool, fjob_work, &q, NULL, NULL);
+	ck_assert_ptr_nonnull(fq);
+
+	ck_assert_int_eq(iop_await_timeout(fq, 20, &r), -ETIMEDOUT);
+	ck_assert_int_eq(iop_cancel(fq), 0);
+	ck_assert_int_eq(iop_await_timeout(fq, 0, &r), 0);
+	ck_assert_int_eq(r, -ECANCELED);
+
+	r = -1000;
+	ck_assert_int_eq(iop_await_timeout(fr, 20, &r), -ETIMEDOUT);
+	ck_assert_int_eq(iop_cancel(fr), -EBUSY);
+	ck_assert_int_eq(iop_await_timeout(fr, 0, &r), -ETIMEDOUT);
+	gate_open(&g);
+	ck_assert_int_eq(iop_await_timeout(fr, TEST_WAIT_MS, &r), 0);
+	ck_assert_int_eq(r, 9);
+	iop_pool_destroy(pool);
+	ck_assert_int_eq(load_int(&q.ran), 0);
+	ck_assert_int_eq(load_int(&h.ran), 1);
+	sem_destroy(&entered);
+	gate_destroy(&g);
+}
+END_TEST
+
+/*
+ * Inside a callback, a future submitted there is still pending (not yet
+ * handed to the workers): a limited iop_await_timeout() must hand it over
+ * and return 0 with its result, not wait out the limit.
+ */
+struct cb_await {
+	iop_pool *pool;
+	int ret;
+	ssize_t result;
+	atomic_int calls;
+};
+
+static void cb_await_done(iop_job *job, ssize_t result, void *arg)
+{
+	struct cb_await *c = arg;
+	iop_job *f;
+
+	(void)job;
+	(void)result;
+	f = iop_call(c->pool, work_return_ctx, (void *)(intptr_t)55, NULL,
+		     NULL);
+	c->result = -1000;
+	c->ret = f ? iop_await_timeout(f, TEST_WAIT_MS, &c->result) : -1000;
+	atomic_fetch_add(&c->calls, 1);
+}
+
+START_TEST(test_await_timeout_inside_callback)
+{
+	iop_pool *pool = pool_new(1);
+	struct cb_await c;
+
+	c.pool = pool;
+	atomic_init(&c.calls, 0);
+	ck_assert_ptr_nonnull(iop_call(pool, work_return_ctx, NULL,
+				       cb_await_done, &c));
+	drain_until(pool, &c.calls, 1);
+	ck_assert_int_eq(c.ret, 0);
+	ck_assert_int_eq(c.result, 55);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+static atomic_int timeout_alarms;
+
+static void count_alarm(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&timeout_alarms, 1);
+}
+
+/*
+ * Signals do not cut a limited await short: with SIGALRM (a handler
+ * without SA_RESTART) arriving every 10 ms on the test thread, the only
+ * thread that takes it, a 200 ms await of a held future still lasts at
+ * least 200 ms and says -ETIMEDOUT; an await without limit rides out
+ * the signals too and returns the result once the gate opens.
+ */
+START_TEST(test_await_timeout_signals_do_not_cut_short)
+{
+	iop_pool *pool = pool_new(1);
+	struct itimerval every = { .it_interval = { 0, 10000 },
+				   .it_value = { 0, 10000 } };
+	struct itimerval off;
+	struct sigaction sa, old_sa;
+	struct opener o;
+	struct held h;
+	struct gate g;
+	sem_t entered;
+	iop_job *f;
+	ssize_t r = -1000;
+	int64_t t0, spent;
+
+	atomic_store(&timeout_alarms, 0);
+	memset(&off, 0, sizeof(off));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = count_alarm;
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGALRM, &sa, &old_sa), 0);
+	gate_init(&g);
+	ck_assert_int_eq(sem_init(&entered, 0, 0), 0);
+	held_init(&h, &g, &entered, 17);
+	f = iop_call(pool, held_work, &h, NULL, NULL);
+	ck_assert_ptr_nonnull(f);
+	sem_wait_n(&entered, 1);
+
+	ck_assert_int_eq(setitimer(ITIMER_REAL, &every, NULL), 0);
+	t0 = now_ns();
+	ck_assert_int_eq(iop_await_timeout(f, 200, &r), -ETIMEDOUT);
+	spent = now_ns() - t0;
+	ck_assert_int_ge(spent, 200 * 1000000);
+	ck_assert_int_gt(load_int(&timeout_alarms), 0);
+	ck_assert_int_eq(r, -1000);
+
+	/* Opened only once this thread sleeps in the await, if seen. */
+	opener_start(&o, &g, gettid_compat());
+	opener_go(&o);
+	ck_assert_int_eq(iop_await_timeout(f, -1, &r), 0);
+	(void)opener_join(&o);
+	ck_assert_int_eq(setitimer(ITIMER_REAL, &off, NULL), 0);
+	ck_assert_int_eq(r, 17);
+	iop_pool_destroy(pool);
+	ck_assert_int_eq(sigaction(SIGALRM, &old_sa, NULL), 0);
+	sem_destroy(&entered);
+	gate_destroy(&g);
+}
+END_TEST
+
+/* A thread that submits one future and awaits it. */
+struct side_job {
+	iop_pool *pool;
+	ssize_t result;
+};
+
+static void *side_job_thread(void *arg)
+{
+	struct side_job *sj = arg;
+	iop_job *f = iop_call(sj->pool, work_return_ctx, (void *)(intptr_t)77,
+			      NULL, NULL);
+
+	sj->result = f ? iop_await(f) : -1000;
+	return NULL;
+}
+
+/*
+ * Jobs submitted in a batch (nested once) stay held until the outermost
+ * end: on a one-worker pool another thread's job, submitted later, runs
+ * and completes first, while the held ones have not run and no callback
+ * of theirs came.  The inner end hands over nothing; the outer end hands
+ * over all three.
+ */
+START_TEST(test_batch_holds_until_outermost_end)
+{
+	iop_pool *pool = pool_new(1);
+	struct fjob *f = fjobs_new(3);
+	struct side_job sj = { .pool = pool, .result = 0 };
+	struct done_rec d;
+	iop_job *a, *b, *c;
+	pthread_t t;
+
+	done_rec_init(&d);
+	ck_assert_int_eq(iop_batch_begin(pool), 0);
+	a = iop_call(pool, fjob_work, &f[0], NULL, NULL);
+	ck_assert_int_eq(iop_batch_begin(pool), 0);
+	b = iop_call(pool, fjob_work, &f[1], NULL, NULL);
+	c = iop_call(pool, fjob_work, &f[2], done_record, &d);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(iop_batch_end(pool), 0);
+
+	ck_assert_int_eq(pthread_create(&t, NULL, side_job_thread, &sj), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(sj.result, 77);
+	ck_assert_int_eq(iop_poll(pool), 0);
+	ck_assert_int_eq(load_int(&d.calls), 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(load_int(&f[i].ran), 0);
+	ck_assert_int_eq(iop_job_state(a), IOP_QUEUED);
+	ck_assert_int_eq(iop_job_state(c), IOP_QUEUED);
+
+	ck_assert_int_eq(iop_batch_end(pool), 3);
+	ck_assert_int_eq(iop_await(a), 0);
+	ck_assert_int_eq(iop_await(b), 1);
+	drain_until(pool, &d.calls, 1);
+	ck_assert_int_eq(load_long(&d.result), 2);
+	iop_pool_destroy(pool);
+	ck_assert_int_eq(fjobs_not_ran_once(f, 3), 0);
+	free(f);
+}
+END_TEST
+
+/*
+ * Batch errors: NULL pool, end without a batch, begin on a second pool
+ * while one is open (-EBUSY), end on the wrong pool.  Submits to the
+ * other pool while a batch is open are not held.
+ */
+START_TEST(test_batch_errors)
+{
+	iop_pool *pool = pool_new(1);
+	iop_pool *other = pool_new(1);
+	iop_job *f;
+
+	ck_assert_int_eq(iop_batch_begin(NULL), -EINVAL);
+	ck_assert_int_eq(iop_batch_end(NULL), -EINVAL);
+	ck_assert_int_eq(iop_batch_end(pool), -EINVAL);
+	ck_assert_int_eq(iop_batch_begin(pool), 0);
+	ck_assert_int_eq(iop_batch_begin(other), -EBUSY);
+	ck_assert_int_eq(iop_batch_end(other), -EINVAL);
+	f = iop_call(other, work_return_ctx, (void *)(intptr_t)5, NULL, NULL);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(iop_await(f), 5);
+	ck_assert_int_eq(iop_batch_end(pool), 0);
+	ck_assert_int_eq(iop_batch_end(pool), -EINVAL);
+	/* The refused begin left nothing behind. */
+	ck_assert_int_eq(iop_batch_begin(other), 0);
+	ck_assert_int_eq(iop_batch_end(other), 0);
+	ck_assert_int_eq(iop_batch_end(other), -EINVAL);
+	iop_pool_destroy(pool);
+	iop_pool_destroy(other);
+}
+END_TEST
+
 static Suite *future_suite(void)
 {
 	Suite *s = suite_create("future");
@@ -480,6 +975,23 @@ static Suite *future_suite(void)
 
 	tc = tcase_new("destroy");
 	tcase_add_test(tc, test_future_unawaited_released_by_destroy);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("timeout");
+	tcase_add_test(tc, test_await_timeout_keeps_job);
+	tcase_add_test(tc, test_await_timeout_zero_only_looks);
+	tcase_add_test(tc, test_await_timeout_einval);
+	tcase_add_test(tc, test_await_timeout_then_cancel);
+	tcase_add_test(tc, test_await_timeout_inside_callback);
+	tcase_add_test(tc, test_await_timeout_signals_do_not_cut_short);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("batch");
+	tcase_add_test(tc, test_await_own_batch_is_edeadlk);
+	tcase_add_test(tc, test_await_other_threads_batch_times_out);
+	tcase_add_test(tc, test_await_other_threads_batch_with_own_open);
+	tcase_add_test(tc, test_batch_holds_until_outermost_end);
+	tcase_add_test(tc, test_batch_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,689 @@
+/*
+ * Scheduling: the way from a submit call to the worker that starts the
+ * job.  The submit paths (direct, held in a batch, from a callback), the
+ * bounded queue and its overflow policies, the run queue with its
+ * priority levels and aging, lanes with their caps, and deadlines with
+ * the watchdog thread that enforces them.
+ *
+ * The run queue keeps one FIFO per priority and a bit mask of the levels
+ * that have jobs, so the common case (every job at the default priority)
+ * costs one mask test more than a plain FIFO.  A lane job that finds its
+ * lane at the cap when a worker picks it moves to the lane's backlog and
+ * comes back to the front of its level when a job of the lane ends.
+ * Everything here runs with pool->lock held unless it says otherwise.
+ */
+#include "iopool-int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t iop__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static unsigned level_of(const struct iop_job *job)
+{
+	return (unsigned)(job->prio - IOP_PRIO_MIN);
+}
+
+void iop__queue_job_locked(struct iop_pool *pool, struct iop_job *job)
+{
+	unsigned lvl = level_of(job);
+
+	atomic_store_explicit(&job->state, IOP__QUEUED, memory_order_relaxed);
+	iop__queue_push(&pool->runq.level[lvl], &job->node);
+	pool->runq.mask |= 1u << lvl;
+	iop__count(&pool->nqueued, 1);
+}
+
+/* A job left the queue: maybe a blocked submit has room now. */
+static void dequeued_locked(struct iop_pool *pool)
+{
+	iop__count(&pool->nqueued, (uint64_t)-1);
+	if (pool->nblocked > 0)
+		pthread_cond_signal(&pool->room_cond);
+}
+
+static void level_remove(struct iop__runq *rq, unsigned lvl,
+			 struct iop__node *n)
+{
+	iop__queue_remove(&rq->level[lvl], n);
+	if (iop__queue_empty(&rq->level[lvl]))
+		rq->mask &= ~(1u << lvl);
+}
+
+/* Take @job, QUEUED, off the run queue or its lane's backlog. */
+void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job)
+{
+	if (job->xflags & IOP__X_BACKLOG) {
+		iop__queue_remove(&job->lane->backlog, &job->node);
+		job->xflags &= ~IOP__X_BACKLOG;
+	} else {
+		level_remove(&pool->runq, level_of(job), &job->node);
+	}
+	dequeued_locked(pool);
+}
+
+/*
+ * The level to start from: the highest with jobs, unless a lower one has
+ * been passed over IOP__AGE_SKIPS times, which then gets its turn.  Every
+ * level below the one chosen that has jobs counts one more pass.
+ */
+static unsigned pick_level(struct iop__runq *rq)
+{
+	unsigned top = 31 - (unsigned)__builtin_clz(rq->mask);
+	unsigned lvl = top, i;
+
+	if (!(rq->mask & ((1u << top) - 1)))
+		return top;		/* one level with jobs: no aging */
+	for (i = 0; i < top; i++)
+		if ((rq->mask >> i & 1) && rq->skips[i] >= IOP__AGE_SKIPS) {
+			lvl = i;
+			break;
+		}
+	for (i = 0; i < lvl; i++)
+		if (rq->mask >> i & 1)
+			rq->skips[i]++;
+	for (i = lvl + 1; i < top; i++)
+		if (rq->mask >> i & 1)
+			rq->skips[i]++;
+	rq->skips[lvl] = 0;
+	return lvl;
+}
+
+/*
+ * Whether a worker may start @job, just popped: not if its deadline has
+ * passed (it ends with -ETIMEDOUT) or its lane is at the cap (it waits in
+ * the lane's backlog, still queued).
+ */
+static bool admit_locked(struct iop_pool *pool, struct iop_job *job,
+			 int64_t *now)
+{
+	struct iop_lane *lane = job->lane;
+
+	if (job->xflags & IOP__X_DEADLINE) {
+		if (*now == 0)
+			*now = iop__now_ns();
+		if (*now >= job->deadline) {
+			dequeued_locked(pool);
+			iop__end_locked(job, -ETIMEDOUT);
+			return false;
+		}
+	}
+	if (job->xflags & IOP__X_LANE) {
+		if (lane->running >= lane->cap) {
+			job->xflags |= IOP__X_BACKLOG;
+			iop__queue_push(&lane->backlog, &job->node);
+			return false;
+		}
+		lane->running++;
+	}
+	iop__dl_remove_locked(pool, job);
+	return true;
+}
+
+/*
+ * Take the next job a worker (or an inline runner) may start, or NULL.
+ * @now is the caller's idea of the time, 0 if it has none; it is read
+ * only for jobs with a deadline.
+ */
+struct iop_job *iop__pick_locked(struct iop_pool *pool, int64_t *now)
+{
+	struct iop__runq *rq = &pool->runq;
+	struct iop__node *n;
+	struct iop_job *job;
+	unsigned lvl;
+
+	while (rq->mask) {
+		lvl = pick_level(rq);
+		n = rq->level[lvl].head;
+		level_remove(rq, lvl, n);
+		job = iop__job_of(n);
+		if (job->xflags & (IOP__X_DEADLINE | IOP__X_LANE) &&
+		    !admit_locked(pool, job, now))
+			continue;
+		dequeued_locked(pool);
+		return job;
+	}
+	return NULL;
+}
+
+/* Move up to @n jobs from @lane's backlog to the front of their levels. */
+static void readmit_locked(struct iop_pool *pool, struct iop_lane *lane,
+			   unsigned n)
+{
+	struct iop__node *node;
+	struct iop_job *job;
+	unsigned moved = 0, lvl;
+
+	while (moved < n && (node = iop__queue_pop(&lane->backlog))) {
+		job = iop__job_of(node);
+		job->xflags &= ~IOP__X_BACKLOG;
+		lvl = level_of(job);
+		iop__queue_push_front(&pool->runq.level[lvl], node);
+		pool->runq.mask |= 1u << lvl;
+		moved++;
+	}
+	if (moved)
+		iop__wake_locked(pool, moved);
+}
+
+/* A job of @lane has ended: its slot goes to the lane's next job. */
+void iop__lane_release_locked(struct iop_pool *pool, struct iop_lane *lane)
+{
+	lane->running--;
+	if (lane->running < lane->cap)
+		readmit_locked(pool, lane, 1);
+}
+
+/*
+ * End every queued job (of @group, or all when @group is NULL) with
+ * -ECANCELED: the run queue and every lane's backlog.
+ */
+void iop__cancel_queued_locked(struct iop_pool *pool,
+			       const struct iop_group *group)
+{
+	struct iop__node *n, *next;
+	struct iop_lane *lane;
+	struct iop_job *job;
+	unsigned lvl;
+
+	for (lvl = 0; lvl < IOP__LEVELS; lvl++)
+		for (n = pool->runq.level[lvl].head; n; n = next) {
+			next = n->next;
+			job = iop__job_of(n);
+			if (group && job->group != group)
+				continue;
+			iop__unqueue_locked(pool, job);
+			iop__end_locked(job, -ECANCELED);
+		}
+	for (lane = pool->lanes; lane; lane = lane->next)
+		for (n = lane->backlog.head; n; n = next) {
+			next = n->next;
+			job = iop__job_of(n);
+			if (group && job->group != group)
+				continue;
+			iop__unqueue_locked(pool, job);
+			iop__end_locked(job, -ECANCELED);
+		}
+}
+
+/* ---- Submitting. ---- */
+
+/*
+ * Take a free job for @req, in @state, and append it to @q, or return NULL
+ * with errno set.  The caller owns @q: it holds the lock (@locked), or @q
+ * belongs to the calling thread (a batch, the poller's pending list).
+ */
+static iop_job *enqueue(struct iop_pool *pool, struct iop__queue *q,
+			const struct iop__req *req, enum iop__state state,
+			bool locked)
+{
+	struct iop_job *job;
+
+	if (atomic_load_explicit(&pool->shutdown, memory_order_relaxed)) {
+		errno = ESHUTDOWN;
+		return NULL;
+	}
+	if (locked) {
+		job = iop__job_alloc_locked(pool);
+	} else if (iop__current == pool) {
+		job = iop__job_alloc_polling(pool);
+	} else {
+		pthread_mutex_lock(&pool->lock);
+		job = iop__job_alloc_locked(pool);
+		pthread_mutex_unlock(&pool->lock);
+	}
+	if (!job) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	job->req = *req;
+	job->prio = IOP_PRIO_DEFAULT;
+	atomic_store_explicit(&job->state, state, memory_order_relaxed);
+	if (q)
+		iop__queue_push(q, &job->node);
+	return job;
+}
+
+static bool timing(const struct iop_pool *pool)
+{
+	return !(pool->flags & IOP_POOL_NO_TIMING);
+}
+
+/* After jobs were handed over: an inline pool runs them now. */
+static void after_handover(struct iop_pool *pool)
+{
+	if (pool->flags & IOP_POOL_INLINE)
+		iop__drain_inline(pool);
+}
+
+/* The queue is full for a submit that would add @extra more jobs. */
+static bool full(struct iop_pool *pool, unsigned extra)
+{
+	return pool->max_queued &&
+	       atomic_load_explicit(&pool->nqueued, memory_order_relaxed) +
+	       extra >= pool->max_queued;
+}
+
+/* IOP_OVERFLOW_BLOCK: wait until there is room.  False on timeout. */
+static bool wait_room(struct iop_pool *pool, unsigned extra)
+{
+	struct timespec ts;
+	int64_t deadline = 0;
+	bool ok;
+
+	if (extra >= pool->max_queued)
+		return false;		/* it never will be */
+	if (pool->overflow_ms) {
+		deadline = iop__now_ns() + (int64_t)pool->overflow_ms * 1000000;
+		ts.tv_sec = deadline / 1000000000;
+		ts.tv_nsec = deadline % 1000000000;
+	}
+	pthread_mutex_lock(&pool->lock);
+	pool->nblocked++;
+	while (full(pool, extra) &&
+	       !atomic_load_explicit(&pool->shutdown, memory_order_relaxed)) {
+		if (!deadline)
+			pthread_cond_wait(&pool->room_cond, &pool->lock);
+		else if (pthread_cond_timedwait(&pool->room_cond, &pool->lock,
+						&ts) == ETIMEDOUT)
+			break;
+	}
+	pool->nblocked--;
+	ok = !full(pool, extra);
+	pthread_mutex_unlock(&pool->lock);
+	return ok;
+}
+
+/* IOP_OVERFLOW_INLINE: run the job on this thread, now. */
+static iop_job *run_now(struct iop_pool *pool, const struct iop__req *req)
+{
+	struct iop_job *job = enqueue(pool, NULL, req, IOP__RUNNING, false);
+
+	if (!job)
+		return NULL;
+	pthread_mutex_lock(&pool->lock);
+	iop__count(&pool->nsubmitted, 1);
+	pthread_mutex_unlock(&pool->lock);
+	if (timing(pool))
+		job->t_queued = iop__now_ns();
+	iop__run_here(pool, job);
+	return job;
+}
+
+/*
+ * The queue is full: apply the pool's overflow policy.  Returns NULL with
+ * errno set, a job run inline, or (void *)1 to go on and queue.
+ */
+static iop_job *overflow(struct iop_pool *pool, const struct iop__req *req,
+			 unsigned extra)
+{
+	switch (pool->overflow) {
+	case IOP_OVERFLOW_INLINE:
+		return run_now(pool, req);
+	case IOP_OVERFLOW_BLOCK:
+		if (iop__current == pool && iop__batch.pool != pool) {
+			iop__publish_pending(pool);
+			extra = 0;
+		}
+		if (wait_room(pool, extra))
+			return (iop_job *)1;
+		break;
+	}
+	errno = EAGAIN;
+	return NULL;
+}
+
+/* The common path: queue @req under the lock and wake a worker. */
+static iop_job *submit_direct(struct iop_pool *pool,
+			      const struct iop__req *req)
+{
+	int64_t t = timing(pool) ? iop__now_ns() : 0;
+	struct iop_job *job;
+	int err;
+
+	pthread_mutex_lock(&pool->lock);
+	job = enqueue(pool, NULL, req, IOP__QUEUED, true);
+	if (!job) {
+		err = errno;
+		goto out;
+	}
+	job->t_queued = t;
+	iop__queue_job_locked(pool, job);
+	iop__count(&pool->nsubmitted, 1);
+	err = -iop__wake_locked(pool, 1);
+	if (err && atomic_load_explicit(&pool->nthreads,
+					memory_order_relaxed) == 0 &&
+	    !(pool->flags & IOP_POOL_INLINE)) {
+		/* No thread to run it, and none could be started. */
+		iop__unqueue_locked(pool, job);
+		iop__count(&pool->nsubmitted, (uint64_t)-1);
+		iop__job_release_locked(pool, job);
+		job = NULL;
+	}
+out:
+	pthread_mutex_unlock(&pool->lock);
+	if (!job) {
+		errno = err;
+		return NULL;
+	}
+	after_handover(pool);
+	return job;
+}
+
+iop_job *iop__submit(struct iop_pool *pool, const struct iop__req *req)
+{
+	bool batch = iop__batch.pool == pool;
+	bool callback = !batch && iop__current == pool;
+	struct iop_job *job;
+
+	if (atomic_load_explicit(&pool->forked, memory_order_relaxed)) {
+		errno = EOWNERDEAD;
+		return NULL;
+	}
+	if (pool->max_queued) {
+		unsigned extra = batch ? iop__batch.nheld :
+				 callback ? pool->npending : 0;
+
+		if (full(pool, extra)) {
+			job = overflow(pool, req, extra);
+			if (job != (iop_job *)1)
+				return job;
+		}
+	}
+	/* In this thread's batch: held until the batch ends. */
+	if (batch) {
+		job = enqueue(pool, &iop__batch.held, req, IOP__HELD, false);
+		if (job) {
+			job->held_by = &iop__batch;
+			iop__batch.nheld++;
+		}
+		return job;
+	}
+	/* From inside a callback: no lock, handed over at the batch end. */
+	if (callback) {
+		job = enqueue(pool, &pool->pending, req, IOP__PENDING, false);
+		if (job && ++pool->npending >= IOP__PENDING_MAX)
+			iop__publish_pending(pool);
+		return job;
+	}
+	return submit_direct(pool, req);
+}
+
+/*
+ * Hand the @n held jobs of @held to the workers in one step: the end of a
+ * batch, or of a callback batch.
+ */
+static void hand_over(struct iop_pool *pool, struct iop__queue *held,
+		      unsigned n)
+{
+	int64_t t = timing(pool) ? iop__now_ns() : 0;
+	struct iop__node *node;
+
+	for (node = held->head; node; node = node->next)
+		iop__job_of(node)->t_queued = t;
+	pthread_mutex_lock(&pool->lock);
+	iop__count(&pool->nsubmitted, n);
+	iop__handover_locked(pool, held);
+	iop__wake_locked(pool, n);
+	pthread_mutex_unlock(&pool->lock);
+	after_handover(pool);
+}
+
+/* Hand the jobs that callbacks submitted to the workers, in one step. */
+void iop__publish_pending(struct iop_pool *pool)
+{
+	unsigned n = pool->npending;
+
+	if (n == 0)
+		return;
+	pool->npending = 0;
+	hand_over(pool, &pool->pending, n);
+}
+
+int iop_batch_begin(iop_pool *pool)
+{
+	if (!pool)
+		return -EINVAL;
+	if (iop__pool_forked(pool))
+		return -EOWNERDEAD;
+	if (iop__batch.pool && iop__batch.pool != pool)
+		return -EBUSY;
+	if (iop__batch.depth++ == 0) {
+		iop__batch.pool = pool;
+		iop__batch.nheld = 0;
+		iop__queue_init(&iop__batch.held);
+	}
+	return 0;
+}
+
+int iop_batch_end(iop_pool *pool)
+{
+	struct iop__queue held = iop__batch.held;
+	unsigned n = iop__batch.nheld;
+
+	if (!pool || iop__batch.pool != pool)
+		return -EINVAL;
+	if (--iop__batch.depth > 0)
+		return 0;
+	if (iop__pool_forked(pool)) {
+		iop__batch.pool = NULL;
+		return -EOWNERDEAD;
+	}
+	iop__batch.pool = NULL;
+	iop__batch.nheld = 0;
+	iop__queue_init(&iop__batch.held);
+	if (n > 0)
+		hand_over(pool, &held, n);
+	return (int)n;
+}
+
+/* ---- Per-job settings, lanes, deadlines. ---- */
+
+int iop_job_set_priority(iop_job *job, int prio)
+{
+	if (!job || prio < IOP_PRIO_MIN || prio > IOP_PRIO_MAX)
+		return -EINVAL;
+	if (!iop__held_here(job))
+		return -EBUSY;
+	job->prio = (signed char)prio;
+	return 0;
+}
+
+iop_lane *iop_lane_new(iop_pool *pool, const char *name, unsigned cap)
+{
+	struct iop_lane *lane;
+
+	if (!pool || !name || cap == 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	lane = calloc(1, sizeof(*lane));
+	if (!lane) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	lane->pool = pool;
+	lane->cap = cap;
+	iop__queue_init(&lane->backlog);
+	strncpy(lane->name, name, sizeof(lane->name) - 1);
+	pthread_mutex_lock(&pool->lock);
+	if (atomic_load_explicit(&pool->shutdown, memory_order_relaxed)) {
+		pthread_mutex_unlock(&pool->lock);
+		free(lane);
+		errno = ESHUTDOWN;
+		return NULL;
+	}
+	lane->next = pool->lanes;
+	pool->lanes = lane;
+	pthread_mutex_unlock(&pool->lock);
+	return lane;
+}
+
+int iop_lane_set_cap(iop_lane *lane, unsigned cap)
+{
+	struct iop_pool *pool;
+
+	if (!lane || cap == 0)
+		return -EINVAL;
+	pool = lane->pool;
+	pthread_mutex_lock(&pool->lock);
+	lane->cap = cap;
+	if (lane->running < cap)
+		readmit_locked(pool, lane, cap - lane->running);
+	pthread_mutex_unlock(&pool->lock);
+	return 0;
+}
+
+int iop_job_set_lane(iop_job *job, iop_lane *lane)
+{
+	if (!job || !lane || job->pool != lane->pool)
+		return -EINVAL;
+	if (!iop__held_here(job))
+		return -EBUSY;
+	job->lane = lane;
+	job->xflags |= IOP__X_LANE;
+	return 0;
+}
+
+void iop__dl_add_locked(struct iop_pool *pool, struct iop_job *job)
+{
+	job->dl_prev = NULL;
+	job->dl_next = pool->deadlines;
+	if (pool->deadlines)
+		pool->deadlines->dl_prev = job;
+	pool->deadlines = job;
+	job->xflags |= IOP__X_DLLIST;
+	pthread_cond_signal(&pool->dl_cond);
+}
+
+void iop__dl_remove_locked(struct iop_pool *pool, struct iop_job *job)
+{
+	if (!(job->xflags & IOP__X_DLLIST))
+		return;
+	if (job->dl_prev)
+		job->dl_prev->dl_next = job->dl_next;
+	else
+		pool->deadlines = job->dl_next;
+	if (job->dl_next)
+		job->dl_next->dl_prev = job->dl_prev;
+	job->xflags &= ~IOP__X_DLLIST;
+}
+
+/*
+ * End the first job on pool->deadlines whose deadline has passed.  Returns
+ * true if it ended one (the list changed: start over), else stores the
+ * earliest deadline still to come in *@next (INT64_MAX: none).
+ */
+static bool expire_one_locked(struct iop_pool *pool, int64_t now,
+			      int64_t *next)
+{
+	struct iop_job *job;
+
+	*next = INT64_MAX;
+	for (job = pool->deadlines; job; job = job->dl_next) {
+		if (job->deadline > now) {
+			if (job->deadline < *next)
+				*next = job->deadline;
+			continue;
+		}
+		if (atomic_load_explicit(&job->state, memory_order_relaxed) ==
+		    IOP__QUEUED)
+			iop__unqueue_locked(pool, job);
+		iop__end_locked(job, -ETIMEDOUT);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The watchdog: sleeps until the earliest deadline of a queued or waiting
+ * job, and ends the jobs whose deadline has passed, whatever the workers
+ * are doing.
+ */
+static void *watchdog_main(void *arg)
+{
+	struct iop_pool *pool = arg;
+	struct timespec ts;
+	int64_t next;
+
+	pthread_mutex_lock(&pool->lock);
+	while (!atomic_load_explicit(&pool->shutdown, memory_order_relaxed)) {
+		if (expire_one_locked(pool, iop__now_ns(), &next))
+			continue;
+		if (next == INT64_MAX) {
+			pthread_cond_wait(&pool->dl_cond, &pool->lock);
+			continue;
+		}
+		ts.tv_sec = next / 1000000000;
+		ts.tv_nsec = next % 1000000000;
+		pthread_cond_timedwait(&pool->dl_cond, &pool->lock, &ts);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return NULL;
+}
+
+static int start_watchdog_locked(struct iop_pool *pool)
+{
+	sigset_t all, old;
+	int err;
+
+	if (pool->watchdog_started)
+		return 0;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&pool->watchdog, NULL, watchdog_main, pool);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!err)
+		pool->watchdog_started = true;
+	return -err;
+}
+
+int iop_job_set_deadline(iop_job *job, int timeout_ms)
+{
+	struct iop_pool *pool;
+	int err;
+
+	if (!job || timeout_ms < 0)
+		return -EINVAL;
+	if (!iop__held_here(job))
+		return -EBUSY;
+	pool = job->pool;
+	if (!(pool->flags & IOP_POOL_INLINE)) {
+		pthread_mutex_lock(&pool->lock);
+		err = start_watchdog_locked(pool);
+		pthread_mutex_unlock(&pool->lock);
+		if (err)
+			return err;
+	}
+	job->deadline = iop__now_ns() + (int64_t)timeout_ms * 1000000;
+	job->xflags |= IOP__X_DEADLINE;
+	return 0;
+}
+
+/* Destroy: stop the watchdog (shutdown is set), free the lanes. */
+void iop__sched_free_all(struct iop_pool *pool)
+{
+	struct iop_lane *lane, *next;
+
+	if (pool->watchdog_started &&
+	    !atomic_load_explicit(&pool->forked, memory_order_relaxed)) {
+		pthread_mutex_lock(&pool->lock);
+		pthread_cond_signal(&pool->dl_cond);
+		pthread_mutex_unlock(&pool->lock);
+		pthread_join(pool->watchdog, NULL);
+	}
+	for (lane = pool->lanes; lane; lane = next) {
+		next = lane->next;
+		free(lane);
+	}
+	pool->lanes = NULL;
+}

@@ -1,0 +1,338 @@
+/*
+ * Worker threads.  They start on demand: when jobs are queued and fewer
+ * idle (or starting) threads are there to take them, up to max_threads.
+ * A thread above min_threads that has waited idle_timeout_ms for work
+ * exits; so does any thread above max_threads once its job is done, which
+ * is how iop_pool_set_threads() lowers the count without interrupting or
+ * losing a job.  An exited thread is joined by the next thread start or by
+ * destroy.  An IOP_POOL_INLINE pool has no workers: the submitting thread
+ * runs the queue itself (iop__drain_inline()).
+ */
+#include "iopool-int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Worker threads alive.  Written under the lock, read anywhere. */
+static unsigned threads(const struct iop_pool *pool)
+{
+	return atomic_load_explicit(&pool->nthreads, memory_order_relaxed);
+}
+
+/* Join the threads that have exited.  They left the lock for good. */
+static void reap_locked(struct iop_pool *pool)
+{
+	struct iop__worker *w, *next;
+
+	for (w = pool->exited; w; w = next) {
+		next = w->next;
+		pthread_join(w->thread, NULL);
+		free(w);
+	}
+	pool->exited = NULL;
+}
+
+static void *worker_main(void *arg);
+
+/*
+ * Start one worker, with every signal blocked so that the program's
+ * handlers run on its own threads only.  The new thread waits for the
+ * lock, which the caller holds, before it does anything.
+ */
+int iop__spawn_locked(struct iop_pool *pool)
+{
+	struct iop__worker *w;
+	pthread_attr_t attr;
+	sigset_t all, old;
+	int err;
+
+	reap_locked(pool);
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->pool = pool;
+	err = pthread_attr_init(&attr);
+	if (err)
+		goto out_free;
+	err = pthread_attr_setstacksize(&attr, pool->stack_size);
+	if (!err) {
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		err = pthread_create(&w->thread, &attr, worker_main, w);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	pthread_attr_destroy(&attr);
+	if (err)
+		goto out_free;
+	pthread_mutex_lock(&pool->stats_lock);
+	w->next = pool->workers;
+	if (w->next)
+		w->next->prev = w;
+	pool->workers = w;
+	pthread_mutex_unlock(&pool->stats_lock);
+	atomic_store_explicit(&pool->nthreads, threads(pool) + 1,
+			      memory_order_relaxed);
+	pool->nstarting++;
+	iop__count(&pool->nstarted, 1);
+	return 0;
+out_free:
+	free(w);
+	return -err;
+}
+
+/*
+ * @n jobs were queued: wake up to @n idle workers that no earlier signal
+ * is already waking, and start threads while the queue holds more jobs
+ * than idle and starting threads can take.  Returns 0, or the -errno of a
+ * thread that could not be started (the pool goes on with what it has).
+ */
+int iop__wake_locked(struct iop_pool *pool, unsigned n)
+{
+	unsigned nthreads;
+	int err = 0;
+
+	if (pool->flags & IOP_POOL_INLINE)
+		return 0;
+	while (n-- > 0 && pool->nwakeups < pool->nidle) {
+		pool->nwakeups++;
+		pthread_cond_signal(&pool->work_cond);
+	}
+	for (;;) {
+		nthreads = threads(pool);
+		if (err || nthreads >= pool->max_threads ||
+		    atomic_load_explicit(&pool->nqueued, memory_order_relaxed)
+		    <= pool->nidle + pool->nstarting ||
+		    atomic_load_explicit(&pool->shutdown, memory_order_relaxed))
+			break;
+		err = iop__spawn_locked(pool);
+	}
+	return err;
+}
+
+/*
+ * Run @job, taken off the queue and marked RUNNING, on this thread and
+ * hand it back.  @now is the time if the caller knows it (0 if not); on
+ * return it is the time the job ended (0 without timing).  Counts into
+ * @st, which only this thread writes.
+ */
+static void run_job(struct iop_pool *pool, struct iop_job *job,
+		    _Atomic int64_t *started, struct iop__stats *st,
+		    int64_t *now)
+{
+	bool timed = !(pool->flags & IOP_POOL_NO_TIMING);
+	struct iop_job *outer = iop__running;
+	int64_t t0 = 0, t1 = 0;
+
+	if (timed) {
+		t0 = *now ? *now : iop__now_ns();
+		atomic_store_explicit(started, t0, memory_order_relaxed);
+	} else {
+		atomic_store_explicit(started, -1, memory_order_relaxed);
+	}
+	iop__running = job;
+	job->result = iop__job_run(job);
+	iop__running = outer;
+	if (timed)
+		t1 = iop__now_ns();
+	*now = t1;
+	atomic_store_explicit(started, 0, memory_order_relaxed);
+	if (st) {
+		iop__stats_ran(st, job, job->result, t0, t1, pool->long_ns);
+	} else {
+		/* Not a worker: inline_stats belongs to the lock holder. */
+		pthread_mutex_lock(&pool->lock);
+		iop__stats_ran(&pool->inline_stats, job, job->result, t0, t1,
+			       pool->long_ns);
+		pthread_mutex_unlock(&pool->lock);
+	}
+	iop__complete(job);
+}
+
+/* Run @job (not queued, RUNNING) on the calling thread, not a worker. */
+void iop__run_here(struct iop_pool *pool, struct iop_job *job)
+{
+	_Atomic int64_t started;
+	int64_t now = 0;
+
+	run_job(pool, job, &started, NULL, &now);
+}
+
+/*
+ * Wait for work.  False when this thread should exit: it waited
+ * idle_timeout_ms, above min_threads, and no job came.
+ */
+static bool idle_wait_locked(struct iop_pool *pool)
+{
+	bool timed = threads(pool) >
+		     pool->min_threads;
+	struct timespec ts;
+	int64_t deadline;
+	int err = 0;
+
+	pool->nidle++;
+	if (timed) {
+		deadline = iop__now_ns() + pool->idle_ns;
+		ts.tv_sec = deadline / 1000000000;
+		ts.tv_nsec = deadline % 1000000000;
+		err = pthread_cond_timedwait(&pool->work_cond, &pool->lock,
+					     &ts);
+	} else {
+		pthread_cond_wait(&pool->work_cond, &pool->lock);
+	}
+	pool->nidle--;
+	if (pool->nwakeups > 0)
+		pool->nwakeups--;
+	return !(err == ETIMEDOUT && pool->runq.mask == 0 &&
+		 threads(pool) >
+		 pool->min_threads);
+}
+
+/* This worker leaves: off the list, its counts kept, to be joined. */
+static void exit_locked(struct iop_pool *pool, struct iop__worker *w)
+{
+	atomic_store_explicit(&pool->nthreads, threads(pool) - 1,
+			      memory_order_relaxed);
+	pthread_mutex_lock(&pool->stats_lock);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		pool->workers = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	iop__stats_add(&pool->retired, &w->stats);
+	pthread_mutex_unlock(&pool->stats_lock);
+	w->next = pool->exited;
+	pool->exited = w;
+	if (threads(pool) == 0)
+		pthread_cond_broadcast(&pool->exit_cond);
+}
+
+static void *worker_main(void *arg)
+{
+	struct iop__worker *w = arg;
+	struct iop_pool *pool = w->pool;
+	struct iop_lane *lane;
+	struct iop_job *job;
+	int64_t now = 0;
+
+	pthread_mutex_lock(&pool->lock);
+	pool->nstarting--;
+	for (;;) {
+		/* Above the maximum (iop_pool_set_threads()): leave. */
+		if (threads(pool) >
+		    pool->max_threads)
+			break;
+		job = iop__pick_locked(pool, &now);
+		if (!job) {
+			if (atomic_load_explicit(&pool->shutdown,
+						 memory_order_relaxed) ||
+			    !idle_wait_locked(pool))
+				break;
+			now = 0;
+			continue;
+		}
+		atomic_store_explicit(&job->state, IOP__RUNNING,
+				      memory_order_relaxed);
+		lane = job->xflags & IOP__X_LANE ? job->lane : NULL;
+		pthread_mutex_unlock(&pool->lock);
+
+		run_job(pool, job, &w->started, &w->stats, &now);
+
+		pthread_mutex_lock(&pool->lock);
+		if (lane)
+			iop__lane_release_locked(pool, lane);
+	}
+	exit_locked(pool, w);
+	pthread_mutex_unlock(&pool->lock);
+	return NULL;
+}
+
+/* A work function that submits to an inline pool: the outer loop runs it. */
+static _Thread_local struct iop_pool *draining;
+
+/* IOP_POOL_INLINE: run every queued job on this thread, now. */
+void iop__drain_inline(struct iop_pool *pool)
+{
+	struct iop_pool *outer = draining;
+	struct iop_lane *lane;
+	struct iop_job *job;
+	int64_t now = 0;
+
+	if (draining == pool)
+		return;
+	draining = pool;
+	pthread_mutex_lock(&pool->lock);
+	while ((job = iop__pick_locked(pool, &now))) {
+		atomic_store_explicit(&job->state, IOP__RUNNING,
+				      memory_order_relaxed);
+		lane = job->xflags & IOP__X_LANE ? job->lane : NULL;
+		pthread_mutex_unlock(&pool->lock);
+		iop__run_here(pool, job);
+		now = 0;
+		pthread_mutex_lock(&pool->lock);
+		if (lane)
+			iop__lane_release_locked(pool, lane);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	draining = outer;
+}
+
+/* Destroy: shutdown is set and the queue empty; let every worker go. */
+void iop__stop_workers(struct iop_pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	pthread_cond_broadcast(&pool->work_cond);
+	while (threads(pool) > 0)
+		pthread_cond_wait(&pool->exit_cond, &pool->lock);
+	reap_locked(pool);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+/* A forked child's copy: the threads do not exist here; free their
+ * memory without joining. */
+void iop__free_workers(struct iop_pool *pool)
+{
+	struct iop__worker *w, *next;
+
+	for (w = pool->workers; w; w = next) {
+		next = w->next;
+		free(w);
+	}
+	for (w = pool->exited; w; w = next) {
+		next = w->next;
+		free(w);
+	}
+	pool->workers = pool->exited = NULL;
+}
+
+int iop_pool_set_threads(iop_pool *pool, unsigned min_threads,
+			 unsigned max_threads)
+{
+	unsigned nthreads;
+	int err = 0;
+
+	if (!pool || max_threads == 0 || max_threads > IOP_THREADS_MAX ||
+	    min_threads > max_threads || (pool->flags & IOP_POOL_INLINE))
+		return -EINVAL;
+	if (iop__pool_forked(pool))
+		return -EOWNERDEAD;
+	pthread_mutex_lock(&pool->lock);
+	pool->min_threads = min_threads;
+	pool->max_threads = max_threads;
+	for (;;) {
+		nthreads = threads(pool);
+		if (err || nthreads >= min_threads ||
+		    atomic_load_explicit(&pool->shutdown, memory_order_relaxed))
+			break;
+		err = iop__spawn_locked(pool);
+	}
+	if (!err)
+		err = iop__wake_locked(pool, 0);
+	/* Idle threads recheck the limits: above the maximum, they leave;
+	 * above the minimum, their wait gets a timeout. */
+	pthread_cond_broadcast(&pool->work_cond);
+	pthread_mutex_unlock(&pool->lock);
+	return err;
+}
