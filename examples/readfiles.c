@@ -24,23 +24,31 @@
  * Errors go to stderr as "readfiles: NAME: reason", the other files are
  * still read, and the exit status is then 1.
  *
- * How it works: the main thread owns everything.  It opens the files,
- * queues reads with iop_read() and runs their callbacks in iop_wait().  The
- * workers only run the pread(2) and read(2) calls.  Memory is DEPTH buffers
- * of BYTES each, allocated once: a buffer goes to the earliest file in
- * output order that can use another read, so the file whose line is printed
- * next always makes progress.  Regular files get several reads in flight at
- * increasing offsets; the chunks may finish in any order, so a chunk that
- * arrives early waits on its file's list until the chunks before it have
- * been summed, since a CRC can only be computed in order.  A file ends at
- * the first read that returns 0, never at st_size: files under /proc report
- * size 0, and a file may grow while it is read.  Pipes, FIFOs and terminals
- * are read at their current position, one read at a time.
+ * How it works: the main thread never waits for the file system.  Each
+ * call that could is a job for the pool's workers, and the main thread
+ * walks, sums and prints in the callbacks that iop_wait() runs.  The walk
+ * goes one name at a time, in output order.  A name that may be a
+ * directory (an argument, or an entry typed DT_DIR, DT_LNK or DT_UNKNOWN)
+ * is looked at (iop_statat) and at the same time listed, sorted
+ * (iop_listdir, which fails at once for anything else); the walk waits for
+ * both answers.  Every other name joins the window: the files found and
+ * not yet printed, in output order.  Each of those is opened (iop_openat),
+ * looked at (iop_fstat), read (iop_read) and closed (iop_close).
+ *
+ * Memory is DEPTH buffers of BYTES each, allocated once: a buffer goes to
+ * the earliest file in the window that can use another read, so the file
+ * whose line is printed next always makes progress.  Regular files get
+ * several reads in flight at increasing offsets.  They may finish in any
+ * order, but a CRC is computed in order, so each file keeps its chunks in
+ * a queue by offset and sums them from the front.  A file ends at the
+ * first read that returns 0, never at st_size: files under /proc report
+ * size 0, and a file may grow while it is read.  Pipes, FIFOs and
+ * terminals are read at their current position, one read at a time.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE	/* For a getopt() that permutes, as cksum's does. */
 #endif
-#define _FILE_OFFSET_BITS 64	/* For stat() of large files on 32-bit. */
+#define _FILE_OFFSET_BITS 64	/* For st_size of large files on 32-bit. */
 
 #include <dirent.h>
 #include <errno.h>
@@ -68,42 +76,46 @@
 
 /* One buffer and the read that fills it. */
 struct chunk {
-	struct chunk *next;	/* In the free list or a waiting list. */
+	struct chunk *next;	/* In the free list or its file's queue. */
 	struct file *file;	/* The file it reads, while in use. */
 	unsigned char *buf;	/* BYTES long, set once at startup. */
 	int64_t off;		/* Offset in the file of buf[0]. */
-	size_t want;		/* Bytes asked for. */
 	size_t got;		/* Bytes in buf so far. */
-	bool eof;		/* A read of this chunk returned 0. */
+	bool ready;		/* Holds all it will: sum it in its turn. */
+	bool eof;		/* Its last read returned 0. */
 };
+
+/* Where a file is on its way from the walk to its line.  OPENING covers
+ * iop_openat() and then iop_fstat(). */
+enum state { NEW, OPENING, READING, CLOSING, DONE };
 
 /* One file to sum, from the time the walk finds it until its line. */
 struct file {
 	struct file *next;	/* The window, in output order. */
 	struct readfiles *rf;
 	char *name;
-	int fd;			/* -1 before opening, after closing. */
+	enum state state;
+	int fd;			/* -1 until opened, and once closed. */
 	int err;		/* The first error, as errno, or 0. */
 	bool is_stdin;		/* Named "-". */
 	bool seekable;		/* pread() at offsets, else read(). */
-	bool started;		/* Opened (or failed to). */
 	bool stop;		/* Queue no new read: EOF seen, or error. */
 	bool eof;		/* The summed data reached end of file. */
-	bool done;		/* Nothing in flight, fd closed: print it. */
-	unsigned inflight;	/* Chunks with a read queued or running. */
+	unsigned inflight;	/* Reads queued or running. */
+	struct stat st;		/* From iop_fstat(); st_size is a hint. */
 	int64_t next_off;	/* Where the next new chunk starts. */
-	int64_t hint;		/* st_size at open: a guess, no more. */
 	int64_t horizon;	/* New chunks start at offsets up to this. */
 	int64_t len;		/* Bytes summed so far, in order. */
 	uint32_t crc;
-	struct chunk *waiting;	/* Finished chunks past len, by offset. */
+	struct chunk *first;	/* Chunks in flight or waiting, by offset. */
+	struct chunk **last;
 };
 
-/* One directory of the walk, with the names still to visit. */
+/* One directory of the walk, with the entries still to visit. */
 struct dir {
 	struct dir *up;
 	char *path;
-	char **names;		/* Sorted by strcmp(); freed as visited. */
+	struct iop_dirent *ents;	/* From iop_listdir(), sorted. */
 	size_t n, i;
 	dev_t dev;		/* To refuse a symlink back to an ancestor. */
 	ino_t ino;
@@ -112,12 +124,12 @@ struct dir {
 /* The whole program's state.  Only the main thread touches it. */
 struct readfiles {
 	iop_pool *pool;
+	unsigned jobs;		/* Submitted, callback not run yet. */
 	unsigned depth;
 	size_t bytes;
 	unsigned char *area;	/* depth * bytes, the buffers. */
 	struct chunk *chunks;	/* depth of them. */
 	struct chunk *free;
-	unsigned nfree;
 
 	/* Files found and not yet printed, in output order. */
 	struct file *head, *tail;
@@ -127,6 +139,12 @@ struct readfiles {
 	char **args;
 	int nargs, iarg;
 	struct dir *dirs;	/* The walk's stack, innermost first. */
+	char *walk_name;	/* The name being looked at and listed: */
+	struct stat walk_st;	/* what iop_statat() said of it, */
+	ssize_t walk_stat_result;
+	struct iop_dirent *walk_ents;	/* what iop_listdir() found. */
+	ssize_t walk_list_result;
+	unsigned walking;	/* Answers still due: 0, 1 or 2. */
 	bool walk_done;
 
 	int status;		/* The exit status so far. */
@@ -260,114 +278,24 @@ static void set_fatal(struct readfiles *rf, const char *what, int err)
 	rf->fatal_what = what;
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void free_names(char **names, size_t from, size_t n)
-{
-	for (size_t i = from; i < n; i++)
-		free(names[i]);
-	free(names);
-}
-
-/* Append a copy of @name to *@names, growing it.  Returns 0 or ENOMEM. */
-static int add_name(char ***names, size_t *n, size_t *cap, const char *name)
-{
-	if (*n == *cap) {
-		size_t cap2 = *cap ? *cap * 2 : 16;
-		char **grown = realloc(*names, cap2 * sizeof(*grown));
-
-		if (!grown)
-			return ENOMEM;
-		*names = grown;
-		*cap = cap2;
-	}
-	(*names)[*n] = strdup(name);
-	if (!(*names)[*n])
-		return ENOMEM;
-	(*n)++;
-	return 0;
-}
-
 /*
- * Read the names in directory @path, without "." and "..", sorted by
- * strcmp().  They are read whole and the directory closed at once, so the
- * walk holds no descriptor however deep it goes.  Returns 0 or an errno.
+ * Count @job, just submitted by @what.  A submit fails only when memory
+ * runs out (or the pool is being destroyed after such an error): then the
+ * whole run stops.
  */
-static int list_dir(const char *path, char ***namesp, size_t *np)
+static bool submitted(struct readfiles *rf, const iop_job *job,
+		      const char *what)
 {
-	DIR *dir = opendir(path);
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	int err = 0;
-
-	if (!dir)
-		return errno;
-	for (;;) {
-		errno = 0;
-		de = readdir(dir);
-		if (!de) {
-			err = errno;
-			break;
-		}
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		err = add_name(&names, &n, &cap, de->d_name);
-		if (err)
-			break;
+	if (!job) {
+		set_fatal(rf, what, errno);
+		return false;
 	}
-	if (closedir(dir) < 0 && !err)
-		err = errno;
-	if (err) {
-		free_names(names, 0, n);
-		return err;
-	}
-	if (n > 1)
-		qsort(names, n, sizeof(*names), cmp_names);
-	*namesp = names;
-	*np = n;
-	return 0;
+	rf->jobs++;
+	return true;
 }
 
-/* Push directory @path (taking it) onto the walk.  Returns 0 or an errno. */
-static int push_dir(struct readfiles *rf, char *path, const struct stat *sb)
-{
-	struct dir *d;
-	int err;
-
-	/* A symlink to an ancestor would make the walk endless. */
-	for (d = rf->dirs; d; d = d->up)
-		if (d->dev == sb->st_dev && d->ino == sb->st_ino)
-			return ELOOP;
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return ENOMEM;
-	err = list_dir(path, &d->names, &d->n);
-	if (err) {
-		free(d);
-		return err;
-	}
-	d->path = path;
-	d->dev = sb->st_dev;
-	d->ino = sb->st_ino;
-	d->up = rf->dirs;
-	rf->dirs = d;
-	return 0;
-}
-
-static void pop_dir(struct readfiles *rf)
-{
-	struct dir *d = rf->dirs;
-
-	rf->dirs = d->up;
-	free_names(d->names, d->i, d->n);
-	free(d->path);
-	free(d);
-}
+/* ------------------------------------------------------------------ */
+/* The walk.                                                           */
 
 /* DIR/NAME, without doubling a slash that DIR already ends with. */
 static char *path_join(const char *dir, const char *name)
@@ -385,68 +313,168 @@ static char *path_join(const char *dir, const char *name)
 	return path;
 }
 
-/*
- * Turn @name (taken) into work: a directory is pushed onto the walk, and
- * anything else, including a name stat() fails on, becomes a file record
- * (the error is reported in its place in the output).  Returns the record,
- * or NULL after pushing a directory or, with rf->fatal set, on ENOMEM.
- */
-static struct file *visit(struct readfiles *rf, char *name, bool is_stdin)
+/* Put @name (taken) at the end of the window, as failed with @err or not. */
+static void add_file(struct readfiles *rf, char *name, int err, bool is_stdin)
 {
-	struct file *f;
-	struct stat sb;
-	int err = 0;
+	struct file *f = calloc(1, sizeof(*f));
 
-	if (!is_stdin) {
-		if (stat(name, &sb) < 0)
-			err = errno;
-		else if (S_ISDIR(sb.st_mode) &&
-			 (err = push_dir(rf, name, &sb)) == 0)
-			return NULL;
-	}
-	f = calloc(1, sizeof(*f));
 	if (!f) {
 		free(name);
 		set_fatal(rf, "walk", ENOMEM);
-		return NULL;
+		return;
 	}
 	f->rf = rf;
 	f->name = name;
+	f->state = err ? DONE : NEW;
 	f->fd = -1;
 	f->err = err;
 	f->is_stdin = is_stdin;
-	return f;
+	f->last = &f->first;
+	if (rf->tail)
+		rf->tail->next = f;
+	else
+		rf->head = f;
+	rf->tail = f;
+	rf->nwindow++;
 }
 
-/* The next file of the walk, or NULL at its end or on a fatal error. */
-static struct file *next_file(struct readfiles *rf)
+static void pop_dir(struct readfiles *rf)
 {
-	struct file *f = NULL;
+	struct dir *d = rf->dirs;
+
+	rf->dirs = d->up;
+	free(d->ents);
+	free(d->path);
+	free(d);
+}
+
+/* Push the directory just listed onto the walk: its entries come next. */
+static void push_dir(struct readfiles *rf)
+{
+	struct dir *d = calloc(1, sizeof(*d));
+
+	if (!d) {
+		free(rf->walk_ents);
+		free(rf->walk_name);
+		set_fatal(rf, "walk", ENOMEM);
+		return;
+	}
+	d->path = rf->walk_name;
+	d->ents = rf->walk_ents;
+	d->n = (size_t)rf->walk_list_result;
+	d->dev = rf->walk_st.st_dev;
+	d->ino = rf->walk_st.st_ino;
+	d->up = rf->dirs;
+	rf->dirs = d;
+}
+
+/* Both answers are in: a directory is walked, any other name is a file. */
+static void walk_answered(struct readfiles *rf)
+{
+	const struct stat *sb = &rf->walk_st;
+	int err = (int)-rf->walk_stat_result;
 	struct dir *d;
+
+	if (!err && S_ISDIR(sb->st_mode)) {
+		/* A symlink back to an ancestor would make the walk endless. */
+		for (d = rf->dirs; d && !err; d = d->up)
+			if (d->dev == sb->st_dev && d->ino == sb->st_ino)
+				err = ELOOP;
+		if (!err && rf->walk_list_result < 0)
+			err = (int)-rf->walk_list_result;
+		if (!err) {
+			push_dir(rf);
+			return;
+		}
+	}
+	free(rf->walk_ents);
+	add_file(rf, rf->walk_name, err, false);
+}
+
+static void walk_statted(iop_job *job, ssize_t result, void *arg)
+{
+	struct readfiles *rf = arg;
+
+	(void)job;
+	rf->jobs--;
+	rf->walk_stat_result = result;
+	if (--rf->walking == 0)
+		walk_answered(rf);
+}
+
+static void walk_listed(iop_job *job, ssize_t result, void *arg)
+{
+	struct readfiles *rf = arg;
+
+	(void)job;
+	rf->jobs--;
+	rf->walk_list_result = result;
+	if (--rf->walking == 0)
+		walk_answered(rf);
+}
+
+/*
+ * One step of the walk: take the next name, from the innermost directory
+ * or else from the arguments.  A name that cannot be a directory joins the
+ * window at once; any other is looked at and listed first.
+ */
+static void walk_step(struct readfiles *rf)
+{
+	struct dir *d = rf->dirs;
+	unsigned char type = DT_UNKNOWN;
+	iop_job *job;
 	char *name;
 
-	while (!f && !rf->fatal) {
-		d = rf->dirs;
-		if (d && d->i == d->n) {
-			pop_dir(rf);
-			continue;
-		}
-		if (d) {
-			name = path_join(d->path, d->names[d->i]);
-			free(d->names[d->i++]);
-		} else if (rf->iarg < rf->nargs) {
-			name = strdup(rf->args[rf->iarg++]);
-		} else {
-			rf->walk_done = true;
-			break;
-		}
-		if (!name) {
-			set_fatal(rf, "walk", ENOMEM);
-			break;
-		}
-		f = visit(rf, name, !d && strcmp(name, "-") == 0);
+	if (d && d->i == d->n) {
+		pop_dir(rf);
+		return;
 	}
-	return f;
+	if (d) {
+		type = d->ents[d->i].type;
+		name = path_join(d->path, d->ents[d->i++].name);
+	} else if (rf->iarg < rf->nargs) {
+		name = strdup(rf->args[rf->iarg++]);
+	} else {
+		rf->walk_done = true;
+		return;
+	}
+	if (!name) {
+		set_fatal(rf, "walk", ENOMEM);
+	} else if (!d && strcmp(name, "-") == 0) {
+		add_file(rf, name, 0, true);
+	} else if (type != DT_UNKNOWN && type != DT_DIR && type != DT_LNK) {
+		add_file(rf, name, 0, false);
+	} else {
+		/* What a submit that fails leaves, for walk_answered(). */
+		rf->walk_stat_result = rf->walk_list_result = -ECANCELED;
+		rf->walk_ents = NULL;
+		rf->walk_name = name;
+		job = iop_statat(rf->pool, AT_FDCWD, name, &rf->walk_st, 0,
+				 walk_statted, rf);
+		rf->walking += submitted(rf, job, "iop_statat");
+		job = iop_listdir(rf->pool, AT_FDCWD, name, IOP_LISTDIR_SORT,
+				  &rf->walk_ents, walk_listed, rf);
+		rf->walking += submitted(rf, job, "iop_listdir");
+		if (!rf->walking)
+			free(name);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* A file: open, fstat, reads, close.                                  */
+
+static void read_done(iop_job *job, ssize_t result, void *arg);
+
+static void file_closed(iop_job *job, ssize_t result, void *arg)
+{
+	struct file *f = arg;
+
+	(void)job;
+	f->rf->jobs--;
+	if (result < 0 && !f->err)
+		f->err = (int)-result;
+	f->fd = -1;
+	f->state = DONE;
 }
 
 static void chunk_put(struct readfiles *rf, struct chunk *c)
@@ -454,16 +482,32 @@ static void chunk_put(struct readfiles *rf, struct chunk *c)
 	c->file = NULL;
 	c->next = rf->free;
 	rf->free = c;
-	rf->nfree++;
 }
 
-static void drop_waiting(struct readfiles *rf, struct file *f)
+/* Once no read of @f is in flight any more, close it. */
+static void file_maybe_end(struct readfiles *rf, struct file *f)
 {
 	struct chunk *c;
 
-	while ((c = f->waiting)) {
-		f->waiting = c->next;
+	if (!f->stop || f->inflight > 0 || f->state >= CLOSING)
+		return;
+	if (!f->err && !f->eof) {
+		/* Every offset below next_off had a chunk: a bug if not. */
+		fprintf(stderr, "readfiles: %s: ended before EOF\n", f->name);
+		abort();
+	}
+	while ((c = f->first)) {
+		f->first = c->next;
 		chunk_put(rf, c);
+	}
+	if (f->is_stdin)
+		rf->stdin_busy = false;
+	if (f->fd >= 0 && !f->is_stdin) {
+		f->state = CLOSING;
+		submitted(rf, iop_close(rf->pool, f->fd, file_closed, f),
+			  "iop_close");
+	} else {
+		f->state = DONE;
 	}
 }
 
@@ -472,161 +516,117 @@ static void file_fail(struct readfiles *rf, struct file *f, int err)
 	if (!f->err)
 		f->err = err;
 	f->stop = true;
-	drop_waiting(rf, f);
+	file_maybe_end(rf, f);
 }
 
-/* Once nothing more will be read into @f, close it: it can be printed. */
-static void file_maybe_end(struct readfiles *rf, struct file *f)
+/*
+ * Choose how to read @f.  Pipes and the like have no offsets; everything
+ * else is read with pread(), and st_size only hints how far ahead.
+ */
+static void file_statted(iop_job *job, ssize_t result, void *arg)
 {
-	if (!f->stop || f->inflight > 0 || f->done)
+	struct file *f = arg;
+	struct readfiles *rf = f->rf;
+	mode_t mode = f->st.st_mode;
+
+	(void)job;
+	rf->jobs--;
+	if (result < 0) {
+		file_fail(rf, f, (int)-result);
 		return;
-	if (f->is_stdin)
-		rf->stdin_busy = false;
-	else if (f->fd >= 0 && close(f->fd) < 0 && !f->err)
-		f->err = errno;
-	f->fd = -1;
-	drop_waiting(rf, f);
-	if (!f->err && !f->eof) {
-		/* Every offset below next_off had a chunk: a bug if not. */
-		fprintf(stderr, "readfiles: %s: ended before EOF\n", f->name);
-		abort();
 	}
-	f->done = true;
-	rf->files_done++;
+	f->seekable = !S_ISFIFO(mode) && !S_ISCHR(mode) && !S_ISSOCK(mode);
+	if (f->seekable && S_ISREG(mode))
+		f->horizon = f->st.st_size;
+	f->state = READING;
 }
 
-/* Open @f on the main thread, and choose how to read it. */
+static void file_opened(iop_job *job, ssize_t result, void *arg)
+{
+	struct file *f = arg;
+	struct readfiles *rf = f->rf;
+
+	(void)job;
+	rf->jobs--;
+	if (result < 0) {
+		file_fail(rf, f, (int)-result);
+		return;
+	}
+	f->fd = (int)result;
+	submitted(rf, iop_fstat(rf->pool, f->fd, &f->st, file_statted, f),
+		  "iop_fstat");
+}
+
 static void file_start(struct readfiles *rf, struct file *f)
 {
-	struct stat sb;
-
-	f->started = true;
 	if (f->is_stdin) {
-		f->fd = STDIN_FILENO;
 		rf->stdin_busy = true;
-	} else if (!f->err) {
-		f->fd = open(f->name, O_RDONLY | O_CLOEXEC);
-		if (f->fd < 0 || fstat(f->fd, &sb) < 0)
-			f->err = errno;
-	}
-	if (f->err) {
-		f->stop = true;
-		file_maybe_end(rf, f);
+		f->fd = STDIN_FILENO;
+		f->state = READING;	/* Not seekable: read in order. */
 		return;
 	}
-	/*
-	 * Pipes and the like have no offsets.  Everything else is read with
-	 * pread(); st_size only hints how far ahead to read at first.
-	 */
-	f->seekable = !f->is_stdin && !S_ISFIFO(sb.st_mode) &&
-		      !S_ISCHR(sb.st_mode) && !S_ISSOCK(sb.st_mode);
-	if (f->seekable && S_ISREG(sb.st_mode))
-		f->hint = f->horizon = sb.st_size;
+	f->state = OPENING;
+	submitted(rf, iop_openat(rf->pool, AT_FDCWD, f->name, O_RDONLY, 0,
+				 file_opened, f),
+		  "iop_openat");
 }
 
 static bool wants_read(const struct file *f)
 {
-	if (!f->started || f->stop)
-		return false;
-	if (!f->seekable)
-		return f->inflight == 0;
-	return f->next_off <= f->horizon;
+	return f->state == READING && !f->stop &&
+	       (f->seekable ? f->next_off <= f->horizon : f->inflight == 0);
 }
 
-static void read_done(iop_job *job, ssize_t result, void *arg);
-
-/* Queue the read of the rest of chunk @c.  Returns 0 or an errno. */
-static int submit(struct readfiles *rf, struct chunk *c)
+/* Queue the read of the rest of chunk @c. */
+static void submit_read(struct readfiles *rf, struct chunk *c)
 {
 	struct file *f = c->file;
-	int64_t off = IOP_OFFSET_CURRENT;
+	int64_t off = f->seekable ? c->off + (int64_t)c->got
+				  : IOP_OFFSET_CURRENT;
 
-	if (f->seekable)
-		off = c->off + (int64_t)c->got;
-	if (!iop_read(rf->pool, f->fd, c->buf + c->got, c->want - c->got, off,
-		      read_done, c))
-		return errno;
-	return 0;
+	submitted(rf, iop_read(rf->pool, f->fd, c->buf + c->got,
+			       rf->bytes - c->got, off, read_done, c),
+		  "iop_read");
 }
 
-/* Give a free buffer to @f for its next chunk. */
+/* Give a free buffer to @f for its next chunk, at the end of its queue. */
 static void issue_read(struct readfiles *rf, struct file *f)
 {
 	struct chunk *c = rf->free;
-	int err;
 
 	rf->free = c->next;
-	rf->nfree--;
-	c->next = NULL;
-	c->file = f;
-	c->off = f->next_off;
-	c->want = rf->bytes;
-	c->got = 0;
-	c->eof = false;
-	err = submit(rf, c);
-	if (err) {
-		chunk_put(rf, c);
-		file_fail(rf, f, err);
-		file_maybe_end(rf, f);
-		return;
-	}
+	*c = (struct chunk){ .file = f, .buf = c->buf, .off = f->next_off };
+	*f->last = c;
+	f->last = &c->next;
 	f->inflight++;
 	if (f->seekable)
 		f->next_off += (int64_t)rf->bytes;
+	submit_read(rf, c);
 }
 
-/* Add the bytes of @c, which starts at f->len, to the sum. */
-static void consume(struct readfiles *rf, struct file *f, struct chunk *c)
+/* Sum the chunks at the front of @f's queue that are ready, in order. */
+static void sum_ready(struct readfiles *rf, struct file *f)
 {
-	f->crc = crc_update(f->crc, c->buf, c->got);
-	f->len += (int64_t)c->got;
-	rf->bytes_done += c->got;
-	if (c->eof) {
-		f->eof = true;
-		f->stop = true;
-	}
-	chunk_put(rf, c);
-}
+	struct chunk *c;
 
-/*
- * Chunk @c of @f holds all it will: sum it if it is next in order, and the
- * waiting chunks that follow it; otherwise make it wait, sorted by offset.
- */
-static void chunk_ready(struct readfiles *rf, struct file *f, struct chunk *c)
-{
-	struct chunk **pp;
-
-	if (!f->seekable)
-		c->off = f->len;
-	if (f->err || f->eof) {
-		/* Past end of file (it grew meanwhile) or after an error. */
+	while (!f->err && !f->eof && (c = f->first) && c->ready) {
+		f->first = c->next;
+		if (!f->first)
+			f->last = &f->first;
+		f->crc = crc_update(f->crc, c->buf, c->got);
+		f->len += (int64_t)c->got;
+		rf->bytes_done += c->got;
+		f->eof = c->eof;
 		chunk_put(rf, c);
-		return;
 	}
-	if (c->off != f->len) {
-		for (pp = &f->waiting; *pp && (*pp)->off < c->off;
-		     pp = &(*pp)->next)
-			;
-		c->next = *pp;
-		*pp = c;
-		return;
-	}
-	consume(rf, f, c);
-	while (!f->eof && f->waiting && f->waiting->off == f->len) {
-		c = f->waiting;
-		f->waiting = c->next;
-		consume(rf, f, c);
-	}
-	if (f->eof)
-		drop_waiting(rf, f);
 }
 
 /*
- * The callback of every read, run on the main thread by iop_wait() (or by
- * iop_pool_destroy(), with -ECANCELED, after a fatal error).  A short read
- * of a seekable file is not its end: the rest of the chunk is asked for
- * again at once, into the same buffer, so that a chunk always covers
- * exactly its range and no second buffer is needed.
+ * The callback of every read.  A short read of a seekable file is not its
+ * end: the rest of the chunk is asked for again at once, into the same
+ * buffer, so that a chunk always covers exactly its range.  Chunks past
+ * the end of file (it grew meanwhile) or after an error stay in the queue
+ * unsummed until the file ends.
  */
 static void read_done(iop_job *job, ssize_t result, void *arg)
 {
@@ -634,75 +634,54 @@ static void read_done(iop_job *job, ssize_t result, void *arg)
 	struct file *f = c->file;
 	struct readfiles *rf = f->rf;
 	int64_t end;
-	int err;
 
 	(void)job;
+	rf->jobs--;
 	if (result < 0) {
-		chunk_put(rf, c);
+		f->inflight--;
 		file_fail(rf, f, (int)-result);
-	} else if (result > 0 && f->seekable && !f->err && !f->eof &&
-		   c->got + (size_t)result < c->want) {
-		c->got += (size_t)result;
-		err = submit(rf, c);
-		if (!err)
-			return;
-		chunk_put(rf, c);
-		file_fail(rf, f, err);
-	} else {
-		c->got += (size_t)result;
-		c->eof = result == 0;
-		end = c->off + (int64_t)c->got;
-		if (c->eof)
-			f->stop = true;
-		else if (f->seekable && end > f->hint && end > f->horizon / 2)
-			/* Longer than st_size said: read ever further on. */
-			f->horizon = 2 * end;
-		chunk_ready(rf, f, c);
+		return;
+	}
+	c->got += (size_t)result;
+	if (result > 0 && f->seekable && !f->err && !f->eof &&
+	    c->got < rf->bytes) {
+		submit_read(rf, c);
+		return;
 	}
 	f->inflight--;
+	c->ready = true;
+	c->eof = result == 0;
+	end = c->off + (int64_t)c->got;
+	if (c->eof)
+		f->stop = true;
+	else if (f->seekable && end > f->st.st_size && end > f->horizon / 2)
+		/* Longer than st_size said: read ever further on. */
+		f->horizon = 2 * end;
+	sum_ready(rf, f);
 	file_maybe_end(rf, f);
 }
 
-static void serve(struct readfiles *rf, struct file *f)
-{
-	if (!f->started && !(f->is_stdin && rf->stdin_busy))
-		file_start(rf, f);
-	while (rf->free && wants_read(f))
-		issue_read(rf, f);
-}
+/* ------------------------------------------------------------------ */
+/* The main loop.                                                      */
 
 /*
- * Hand out the free buffers: first to the files already in the window, in
- * output order, then to new files from the walk while the window has room.
- * The window is bounded so that a slow file (a pipe) at its head cannot
- * make the walk race ahead without limit.
+ * Walk on while the window has room, then start the files in it and hand
+ * out the free buffers, in output order.  The window is bounded so that a
+ * slow file (a pipe) at its head cannot make the walk race ahead.
  */
 static void fill(struct readfiles *rf)
 {
 	struct file *f;
 
-	for (f = rf->head; f && rf->free; f = f->next)
-		serve(rf, f);
-	while (rf->free && rf->nwindow < rf->max_window && !rf->fatal) {
-		f = next_file(rf);
-		if (!f)
-			break;
-		if (rf->tail)
-			rf->tail->next = f;
-		else
-			rf->head = f;
-		rf->tail = f;
-		rf->nwindow++;
-		serve(rf, f);
+	while (!rf->walking && !rf->walk_done && !rf->fatal &&
+	       rf->nwindow < rf->max_window)
+		walk_step(rf);
+	for (f = rf->head; f && !rf->fatal; f = f->next) {
+		if (f->state == NEW && !(f->is_stdin && rf->stdin_busy))
+			file_start(rf, f);
+		while (rf->free && wants_read(f))
+			issue_read(rf, f);
 	}
-}
-
-static void file_free(struct file *f)
-{
-	if (f->fd >= 0 && !f->is_stdin)
-		close(f->fd);	/* Only after a fatal error: unchecked. */
-	free(f->name);
-	free(f);
 }
 
 /* Print the lines of the files at the head of the window that are done. */
@@ -710,7 +689,7 @@ static void print_ready(struct readfiles *rf)
 {
 	struct file *f;
 
-	while ((f = rf->head) && f->done && !rf->fatal) {
+	while ((f = rf->head) && f->state == DONE && !rf->fatal) {
 		if (f->err) {
 			if (fflush(stdout) == EOF) {
 				set_fatal(rf, "write error", errno);
@@ -731,31 +710,36 @@ static void print_ready(struct readfiles *rf)
 				break;
 			}
 		}
+		rf->files_done++;
 		rf->head = f->next;
 		if (!rf->head)
 			rf->tail = NULL;
 		rf->nwindow--;
-		file_free(f);
+		free(f->name);
+		free(f);
 	}
 }
 
 /*
- * The main loop: queue reads, print what is complete, and wait for
- * completions, whose callbacks run inside iop_wait().  It returns when all
- * is printed or rf->fatal is set.
+ * Start what can start, print what is complete, and wait for completions,
+ * whose callbacks run inside iop_wait().  Returns when all is printed or
+ * rf->fatal is set.
  */
 static void run(struct readfiles *rf)
 {
 	int n;
 
 	for (;;) {
+		/* Hand what fill() submits to the workers in one go. */
+		iop_batch_begin(rf->pool);
 		fill(rf);
+		iop_batch_end(rf->pool);
 		print_ready(rf);
 		if (!rf->fatal && fflush(stdout) == EOF)
 			set_fatal(rf, "write error", errno);
 		if (rf->fatal || (!rf->head && rf->walk_done))
 			return;
-		if (rf->nfree == rf->depth) {
+		if (rf->jobs == 0) {
 			if (rf->head) {
 				fprintf(stderr, "readfiles: %s: stalled\n",
 					rf->head->name);
@@ -858,14 +842,18 @@ static int setup_buffers(struct readfiles *rf)
 	return 0;
 }
 
-/* Free what is left after the pool is gone (all of it after an error). */
+/*
+ * Free what is left once the pool is gone (all of it after an error).
+ * Descriptors still open after an error are left for exit() to close.
+ */
 static void teardown(struct readfiles *rf)
 {
 	struct file *f;
 
 	while ((f = rf->head)) {
 		rf->head = f->next;
-		file_free(f);
+		free(f->name);
+		free(f);
 	}
 	while (rf->dirs)
 		pop_dir(rf);
@@ -900,7 +888,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	run(&rf);
-	/* Reads still in flight after an error end here, before teardown. */
+	/* Jobs still in flight after an error end here, before teardown. */
 	iop_pool_destroy(rf.pool);
 	if (!rf.fatal && fclose(stdout) == EOF)
 		set_fatal(&rf, "write error", errno);

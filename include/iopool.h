@@ -316,8 +316,9 @@ enum {
  * @arg last, the job returned (or NULL with errno EINVAL, ENOMEM or
  * ESHUTDOWN and nothing queued), @done NULL for a future, any thread may
  * submit.  The result is what the system call returned, >= 0, or -errno.
- * Calls that can be interrupted are retried on EINTR; close is not (on
- * Linux the descriptor is gone even then), see iop_close().
+ * The reads, writes, openat, fsync, fdatasync, ftruncate and fallocate
+ * are retried on EINTR (workers block every signal, so it is rare); close
+ * is not (on Linux the descriptor is gone even then), see iop_close().
  *
  * Memory: a path is copied at submit, so the caller may free its string
  * as soon as the submit call returns.  Every other pointer (buffers, iovec
@@ -342,8 +343,9 @@ IOP_EXPORT iop_job *iop_write(iop_pool *pool, int fd, const void *buf,
  * Queue preadv(2)/pwritev(2) at @offset, or readv(2)/writev(2) with
  * @offset IOP_OFFSET_CURRENT.  @iov (the array, not copied) and every
  * buffer it points to belong to the pool until the callback runs.  EINVAL:
- * @iov NULL with @iovcnt > 0, @iovcnt below 0 or above IOV_MAX, @offset
- * negative other than IOP_OFFSET_CURRENT.
+ * @iov NULL with @iovcnt > 0, @iovcnt below 0 or above IOV_MAX, lengths
+ * adding up to more than SSIZE_MAX, @offset negative other than
+ * IOP_OFFSET_CURRENT.
  */
 IOP_EXPORT iop_job *iop_readv(iop_pool *pool, int fd, const struct iovec *iov,
 			      int iovcnt, int64_t offset, iop_done_fn *done,
@@ -381,6 +383,9 @@ IOP_EXPORT iop_job *iop_fdatasync(iop_pool *pool, int fd, iop_done_fn *done,
 /*
  * Queue fstat(2) of @fd into *@st (owned by the pool until the callback
  * runs).  The result is 0 or -errno.  EINVAL: @st NULL.
+ * The library is built with 64-bit file offsets, so on 32-bit systems
+ * programs passing a struct stat must be too (-D_FILE_OFFSET_BITS=64, or
+ * AC_SYS_LARGEFILE), or the layouts differ.
  */
 IOP_EXPORT iop_job *iop_fstat(iop_pool *pool, int fd, struct stat *st,
 			      iop_done_fn *done, void *arg);
@@ -401,10 +406,11 @@ IOP_EXPORT iop_job *iop_statat(iop_pool *pool, int dirfd, const char *path,
  * closes it.  The result is the byte count; *@data then points to that
  * many bytes followed by a NUL byte (not counted), so text can be used as
  * a string.  *@data belongs to the caller once the callback runs (or the
- * future is awaited): release it with free(3).  On failure *@data is set
- * to NULL and the result is -errno (-ENOENT, -EISDIR, -ENOMEM, -EFBIG
- * past SSIZE_MAX bytes).  @data itself belongs to the pool until then.
- * EINVAL: @path or @data NULL.
+ * future is awaited): release it with free(3).  The submit sets *@data to
+ * NULL, and it stays NULL on any failure (-ENOENT, -EISDIR, -ENOMEM,
+ * -EFBIG past SSIZE_MAX bytes, -ECANCELED, -ETIMEDOUT).  @data itself
+ * belongs to the pool until the callback runs.  EINVAL: @path or @data
+ * NULL.
  */
 IOP_EXPORT iop_job *iop_readfile(iop_pool *pool, int dirfd, const char *path,
 				 void **data, iop_done_fn *done, void *arg);
@@ -442,8 +448,10 @@ IOP_EXPORT iop_job *iop_renameat(iop_pool *pool, int olddirfd,
 IOP_EXPORT iop_job *iop_unlinkat(iop_pool *pool, int dirfd, const char *path,
 				 int flags, iop_done_fn *done, void *arg);
 
-/* Queue mkdirat(2) of @path relative to @dirfd with @mode.  EINVAL: @path
- * NULL. */
+/*
+ * Queue mkdirat(2) of @path relative to @dirfd with @mode.  The result is 0
+ * or -errno.  EINVAL: @path NULL.
+ */
 IOP_EXPORT iop_job *iop_mkdirat(iop_pool *pool, int dirfd, const char *path,
 				mode_t mode, iop_done_fn *done, void *arg);
 
@@ -464,10 +472,12 @@ struct iop_dirent {
  * entry except "." and "..", in the order the file system gives, or sorted
  * with IOP_LISTDIR_SORT.  The result is the number of entries; *@entries
  * then points to an array of that many, and the names live in the same
- * block: one free(3) of *@entries releases it all.  It belongs to the
- * caller once the callback runs (or the future is awaited).  On failure
- * *@entries is NULL and the result is -errno (-ENOENT, -ENOTDIR, -ENOMEM,
- * -EACCES).  EINVAL: @path or @entries NULL, unknown @flags.
+ * block: one free(3) of *@entries releases it all (also for 0 entries: the
+ * block is never NULL on success).  It belongs to the caller once the
+ * callback runs (or the future is awaited).  The submit sets *@entries to
+ * NULL, and it stays NULL on any failure (-ENOENT, -ENOTDIR, -ENOMEM,
+ * -EACCES, -ECANCELED, -ETIMEDOUT).  EINVAL: @path or @entries NULL,
+ * unknown @flags.
  */
 IOP_EXPORT iop_job *iop_listdir(iop_pool *pool, int dirfd, const char *path,
 				unsigned flags, struct iop_dirent **entries,

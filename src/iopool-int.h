@@ -117,6 +117,9 @@ struct iop__req {
 #define IOP__X_DEADLINE	0x04	/* deadline is set */
 #define IOP__X_DLLIST	0x08	/* on pool->deadlines; lock */
 #define IOP__X_BACKLOG	0x10	/* queued in its lane's backlog; lock */
+#define IOP__X_READMIT	0x20	/* back from the backlog, in runq; lock */
+#define IOP__X_DOOMED	0x40	/* ends at hand-over; lock */
+#define IOP__X_ENDHEAD	0x80	/* the first such job of its chain; lock */
 
 struct iop_job {
 	/* The first cache lines: what every job uses. */
@@ -152,6 +155,7 @@ struct iop_lane {
 	struct iop_lane *next;		/* pool->lanes */
 	unsigned cap;
 	unsigned running;
+	unsigned readmitted;		/* back from the backlog, not started */
 	struct iop__queue backlog;	/* jobs waiting for room, in order */
 	char name[32];
 };

@@ -238,14 +238,31 @@ void iop__chain_advance_locked(struct iop_job *job)
 	}
 }
 
-/* Whether a held job must end at hand-over: it, or a job before it in its
- * chain (held with it), was cancelled. */
-static bool held_dead(const struct iop_job *job)
+/*
+ * Mark the held jobs that must end at hand-over: cancelled ones and every
+ * job linked after them (after shutdown: all), walking each chain once
+ * from its head.  The first marked job of each chain is the one to end;
+ * ending it ends the rest.
+ */
+static void mark_doomed(struct iop__queue *held, bool down)
 {
-	for (; job; job = job->chain_prev)
-		if (iop__job_dead(job))
-			return true;
-	return false;
+	struct iop__node *n;
+	struct iop_job *job;
+	bool doomed;
+
+	for (n = held->head; n; n = n->next) {
+		job = iop__job_of(n);
+		if (job->chain_prev)
+			continue;	/* reached from its chain's head */
+		for (doomed = false; job; job = job->chain_next) {
+			if (!doomed && (down || iop__job_dead(job))) {
+				doomed = true;
+				job->xflags |= IOP__X_ENDHEAD;
+			}
+			if (doomed)
+				job->xflags |= IOP__X_DOOMED;
+		}
+	}
 }
 
 /*
@@ -258,21 +275,20 @@ static bool held_dead(const struct iop_job *job)
  */
 void iop__handover_locked(struct iop_pool *pool, struct iop__queue *held)
 {
-	bool down = atomic_load_explicit(&pool->shutdown,
-					 memory_order_relaxed);
 	struct iop__queue heads;
 	struct iop__node *n, *next;
 	struct iop_job *job;
 
+	mark_doomed(held, atomic_load_explicit(&pool->shutdown,
+					       memory_order_relaxed));
 	iop__queue_init(&heads);
 	for (n = held->head; n; n = next) {
 		next = n->next;
 		job = iop__job_of(n);
-		if (down || held_dead(job)) {
-			/* Only the first dead job of a chain is ended here;
-			 * ending it ends the rest. */
-			if (down ? !job->chain_prev : !held_dead(job->chain_prev))
+		if (job->xflags & IOP__X_DOOMED) {
+			if (job->xflags & IOP__X_ENDHEAD)
 				iop__queue_push(&heads, n);
+			job->xflags &= ~(IOP__X_DOOMED | IOP__X_ENDHEAD);
 			continue;
 		}
 		if (job->xflags & IOP__X_DEADLINE)

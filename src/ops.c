@@ -229,6 +229,20 @@ iop_job *iop_write(iop_pool *pool, int fd, const void *buf, size_t len,
 			 done, arg);
 }
 
+/* The lengths add up to at most SSIZE_MAX, as readv(2) requires. */
+static bool iov_fits(const struct iovec *iov, int iovcnt)
+{
+	size_t total = 0;
+	int i;
+
+	for (i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > SSIZE_MAX - total)
+			return false;
+		total += iov[i].iov_len;
+	}
+	return true;
+}
+
 static iop_job *submit_vec(iop_pool *pool, unsigned char op, int fd,
 			   const struct iovec *iov, int iovcnt,
 			   int64_t offset, iop_done_fn *done, void *arg)
@@ -236,7 +250,8 @@ static iop_job *submit_vec(iop_pool *pool, unsigned char op, int fd,
 	struct iop__req req = iop__req_of(op, fd, done, arg);
 
 	if (!pool || iovcnt < 0 || iovcnt > IOV_MAX ||
-	    (!iov && iovcnt > 0) || !offset_ok(offset))
+	    (!iov && iovcnt > 0) || !offset_ok(offset) ||
+	    !iov_fits(iov, iovcnt))
 		return iop__einval();
 	req.u.vec.iov = iov;
 	req.u.vec.iovcnt = iovcnt;

@@ -8,8 +8,9 @@
  * The run queue keeps one FIFO per priority and a bit mask of the levels
  * that have jobs, so the common case (every job at the default priority)
  * costs one mask test more than a plain FIFO.  A lane job that finds its
- * lane at the cap when a worker picks it moves to the lane's backlog and
- * comes back to the front of its level when a job of the lane ends.
+ * lane at the cap when a worker picks it moves to the lane's backlog, and
+ * comes back to the run queue when a job of the lane ends (as many as the
+ * lane has room for, in order).
  * Everything here runs with pool->lock held unless it says otherwise.
  */
 #include "iopool-int.h"
@@ -67,6 +68,10 @@ void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job)
 		job->xflags &= ~IOP__X_BACKLOG;
 	} else {
 		level_remove(&pool->runq, level_of(job), &job->node);
+		if (job->xflags & IOP__X_READMIT) {
+			job->xflags &= ~IOP__X_READMIT;
+			job->lane->readmitted--;
+		}
 	}
 	dequeued_locked(pool);
 }
@@ -107,6 +112,7 @@ static bool admit_locked(struct iop_pool *pool, struct iop_job *job,
 			 int64_t *now)
 {
 	struct iop_lane *lane = job->lane;
+	bool readmitted;
 
 	if (job->xflags & IOP__X_DEADLINE) {
 		if (*now == 0)
@@ -118,9 +124,19 @@ static bool admit_locked(struct iop_pool *pool, struct iop_job *job,
 		}
 	}
 	if (job->xflags & IOP__X_LANE) {
+		readmitted = job->xflags & IOP__X_READMIT;
+		if (readmitted) {
+			job->xflags &= ~IOP__X_READMIT;
+			lane->readmitted--;
+		}
 		if (lane->running >= lane->cap) {
+			/* A readmitted job goes back ahead of the others. */
 			job->xflags |= IOP__X_BACKLOG;
-			iop__queue_push(&lane->backlog, &job->node);
+			if (readmitted)
+				iop__queue_push_front(&lane->backlog,
+						      &job->node);
+			else
+				iop__queue_push(&lane->backlog, &job->node);
 			return false;
 		}
 		lane->running++;
@@ -155,19 +171,24 @@ struct iop_job *iop__pick_locked(struct iop_pool *pool, int64_t *now)
 	return NULL;
 }
 
-/* Move up to @n jobs from @lane's backlog to the front of their levels. */
-static void readmit_locked(struct iop_pool *pool, struct iop_lane *lane,
-			   unsigned n)
+/*
+ * Move jobs from @lane's backlog back to the run queue, as many as the
+ * lane has room for, oldest first, to the back of their levels (behind
+ * the lane's readmitted jobs, so the lane keeps its order).
+ */
+static void readmit_locked(struct iop_pool *pool, struct iop_lane *lane)
 {
 	struct iop__node *node;
 	struct iop_job *job;
 	unsigned moved = 0, lvl;
 
-	while (moved < n && (node = iop__queue_pop(&lane->backlog))) {
+	while (lane->running + lane->readmitted < lane->cap &&
+	       (node = iop__queue_pop(&lane->backlog))) {
 		job = iop__job_of(node);
-		job->xflags &= ~IOP__X_BACKLOG;
+		job->xflags = (job->xflags & ~IOP__X_BACKLOG) | IOP__X_READMIT;
+		lane->readmitted++;
 		lvl = level_of(job);
-		iop__queue_push_front(&pool->runq.level[lvl], node);
+		iop__queue_push(&pool->runq.level[lvl], node);
 		pool->runq.mask |= 1u << lvl;
 		moved++;
 	}
@@ -179,8 +200,7 @@ static void readmit_locked(struct iop_pool *pool, struct iop_lane *lane,
 void iop__lane_release_locked(struct iop_pool *pool, struct iop_lane *lane)
 {
 	lane->running--;
-	if (lane->running < lane->cap)
-		readmit_locked(pool, lane, 1);
+	readmit_locked(pool, lane);
 }
 
 /*
@@ -537,8 +557,7 @@ int iop_lane_set_cap(iop_lane *lane, unsigned cap)
 	pool = lane->pool;
 	pthread_mutex_lock(&pool->lock);
 	lane->cap = cap;
-	if (lane->running < cap)
-		readmit_locked(pool, lane, cap - lane->running);
+	readmit_locked(pool, lane);
 	pthread_mutex_unlock(&pool->lock);
 	return 0;
 }

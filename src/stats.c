@@ -92,7 +92,8 @@ static void count_running(const struct iop_pool *pool, struct iop_stats *st)
 		if (!started)
 			continue;
 		st->running++;
-		if (now - started > pool->long_ns)
+		/* -1: running, but the pool does not time jobs. */
+		if (started > 0 && now - started > pool->long_ns)
 			st->long_running++;
 	}
 }

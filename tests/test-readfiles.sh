@@ -212,4 +212,39 @@ for opts in "-j 0" "-j 1025" "-d 0" "-d x" "-b -1" "-b 12k" "-j" "-x"; do
 	check "bad option $opts: stdout" /dev/null "$tmp/out"
 done
 
+# 10. A dangling symlink is reported in its place, an empty directory
+# adds nothing, and a trailing slash is not doubled.
+d=$tmp/odd
+mkdir -p "$d/empty" && printf a >"$d/a" && ln -s nowhere "$d/b-dangling" &&
+	printf c >"$d/c" || exit 99
+run "$d/"
+expect "$d/" >"$tmp/expected"
+check "dangling symlink: stdout" "$tmp/expected" "$tmp/out"
+echo "readfiles: $d/b-dangling: No such file or directory" >"$tmp/expected"
+check "dangling symlink: stderr" "$tmp/expected" "$tmp/err"
+check_status "dangling symlink" 1 "$st"
+
+# 11. The main thread never waits for the file system: with strace, where
+# it can trace, no thread but the workers opens or looks at the files.
+# (The first pid of the trace is the main thread: the libtool wrapper, if
+# any, execs the program in the same process.)
+if command -v strace >/dev/null 2>&1 &&
+	strace -f -o /dev/null true 2>/dev/null; then
+	# LeakSanitizer cannot run under ptrace: leave it out here.
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+		strace -f -o "$tmp/trace" -e trace=%file,read,pread64 \
+		"$READFILES" "$t" - <"$f/one" >"$tmp/out" 2>"$tmp/err"
+	check_status "strace" 0 $?
+	main=$(sed -n '1s/ .*//p' "$tmp/trace")
+	if [ -z "$main" ] || [ "$(grep -c "^$main " "$tmp/trace")" -lt 2 ]; then
+		echo "FAIL: strace: cannot find the main thread in the trace"
+		failed=1
+	elif grep -e "^$main .*$tmp/" -e "^$main read(0," "$tmp/trace" |
+		grep -v execve >"$tmp/main-calls"; then
+		echo "FAIL: the main thread touched the file system:"
+		head -n 5 "$tmp/main-calls"
+		failed=1
+	fi
+fi
+
 exit $failed
