@@ -186,9 +186,11 @@ enum {
  *
  * fork(): a pool belongs to the process that created it.  In a child
  * forked while the pool exists, the pool never runs a job (a duplicated
- * write would be data corruption) and never deadlocks: submits fail with
- * EOWNERDEAD, iop_poll(), iop_wait(), the awaits and the batch calls
- * return -EOWNERDEAD, no callback runs there, and iop_pool_destroy() only
+ * write would be data corruption) and never deadlocks: submits and the
+ * other calls that return a handle fail with errno EOWNERDEAD; iop_poll(),
+ * iop_wait(), the awaits, cancels, batch, link, group, lane and thread
+ * calls return -EOWNERDEAD; iop_pool_stats(), iop_job_state() and
+ * iop_pool_fd() still answer; no callback runs there; iop_pool_destroy() only
  * frees the child's copy of the memory and closes its copy of the
  * descriptor (joining no thread: none exists there).  Create a new pool
  * in the child.  The parent's pool goes on untouched, whatever its

@@ -25,6 +25,8 @@ int iop_link(iop_job *first, iop_job *then)
 
 	if (!first || !then || first == then || first->pool != then->pool)
 		return -EINVAL;
+	if (iop__pool_forked(first->pool))
+		return -EOWNERDEAD;
 	if (!iop__held_here(first) || !iop__held_here(then) ||
 	    first->chain_next || then->chain_prev)
 		return -EBUSY;
@@ -65,6 +67,10 @@ iop_group *iop_group_new(iop_pool *pool, iop_group_fn *done, void *arg)
 
 	if (!pool || !done) {
 		errno = EINVAL;
+		return NULL;
+	}
+	if (iop__pool_forked(pool)) {
+		errno = EOWNERDEAD;
 		return NULL;
 	}
 	group = calloc(1, sizeof(*group));
@@ -112,6 +118,8 @@ int iop_group_add(iop_group *group, iop_job *job)
 
 	if (!group || !job || group->pool != job->pool)
 		return -EINVAL;
+	if (iop__pool_forked(group->pool))
+		return -EOWNERDEAD;
 	if (!iop__held_here(job) || job->group)
 		return -EBUSY;
 	pool = group->pool;
@@ -150,6 +158,8 @@ int iop_group_seal(iop_group *group)
 	if (!group)
 		return -EINVAL;
 	pool = group->pool;
+	if (iop__pool_forked(pool))
+		return -EOWNERDEAD;
 	pthread_mutex_lock(&pool->lock);
 	if (group->sealed) {
 		ret = -EINVAL;
@@ -186,6 +196,8 @@ int iop_group_cancel(iop_group *group)
 	if (!group)
 		return -EINVAL;
 	pool = group->pool;
+	if (iop__pool_forked(pool))
+		return -EOWNERDEAD;
 	pthread_mutex_lock(&pool->lock);
 	/* Held and waiting members see the flag before they could start. */
 	atomic_store_explicit(&group->cancelled, true, memory_order_relaxed);

@@ -320,6 +320,8 @@ int iop_cancel(iop_job *job)
 	if (!job)
 		return -EINVAL;
 	pool = job->pool;
+	if (iop__pool_forked(pool))
+		return -EOWNERDEAD;
 	pthread_mutex_lock(&pool->lock);
 	switch (atomic_load_explicit(&job->state, memory_order_relaxed)) {
 	case IOP__HELD:

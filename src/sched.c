@@ -526,6 +526,10 @@ iop_lane *iop_lane_new(iop_pool *pool, const char *name, unsigned cap)
 		errno = EINVAL;
 		return NULL;
 	}
+	if (iop__pool_forked(pool)) {
+		errno = EOWNERDEAD;
+		return NULL;
+	}
 	lane = calloc(1, sizeof(*lane));
 	if (!lane) {
 		errno = ENOMEM;
@@ -555,6 +559,8 @@ int iop_lane_set_cap(iop_lane *lane, unsigned cap)
 	if (!lane || cap == 0)
 		return -EINVAL;
 	pool = lane->pool;
+	if (iop__pool_forked(pool))
+		return -EOWNERDEAD;
 	pthread_mutex_lock(&pool->lock);
 	lane->cap = cap;
 	readmit_locked(pool, lane);
