@@ -295,8 +295,9 @@ IOP_EXPORT iop_job *iop_call(iop_pool *pool, iop_work_fn *fn, void *ctx,
  * iop_pool_destroy() releases it.
  * Returns -EINVAL for @job NULL or a job that has a callback (its result
  * goes to the callback), -EDEADLK for a job held in the calling thread's
- * own open batch (see iop_batch_begin()).  Awaiting a future a second time uses a released
- * handle: undefined, and aborts with a message when the library can tell.
+ * own open batch (see iop_batch_begin()).  Awaiting a future a second
+ * time uses a released handle: undefined, and aborts with a message when
+ * the library can tell.
  */
 IOP_EXPORT ssize_t iop_await(iop_job *job);
 
