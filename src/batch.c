@@ -28,24 +28,28 @@ int iop_link(iop_job *first, iop_job *then)
 	if (iop__pool_forked(first->pool))
 		return -EOWNERDEAD;
 	if (!iop__held_here(first) || !iop__held_here(then) ||
-	    first->chain_next || then->chain_prev)
+	    iop__chain_next(first) || iop__chain_prev(then))
 		return -EBUSY;
 	/* @then must not already come before @first: no cycles. */
-	for (j = first->chain_prev; j; j = j->chain_prev)
+	for (j = iop__chain_prev(first); j; j = iop__chain_prev(j))
 		if (j == then)
 			return -EINVAL;
+	if (!iop__jobx(first) || !iop__jobx(then))
+		return -ENOMEM;
 	/* Held jobs are touched by no other thread: no lock needed. */
-	first->chain_next = then;
+	first->x->chain_next = then;
 	first->xflags |= IOP__X_LINKED;
-	then->chain_prev = first;
+	then->x->chain_prev = first;
 	return 0;
 }
 
 bool iop__job_dead(const struct iop_job *job)
 {
+	const struct iop_group *group = iop__group_of(job);
+
 	return atomic_load_explicit(&job->cancel, memory_order_relaxed) ||
-	       (job->group && atomic_load_explicit(&job->group->cancelled,
-						   memory_order_relaxed));
+	       (group && atomic_load_explicit(&group->cancelled,
+					      memory_order_relaxed));
 }
 
 /* The carrier's callback: run the group's own, then free the group. */
@@ -120,15 +124,17 @@ int iop_group_add(iop_group *group, iop_job *job)
 		return -EINVAL;
 	if (iop__pool_forked(group->pool))
 		return -EOWNERDEAD;
-	if (!iop__held_here(job) || job->group)
+	if (!iop__held_here(job) || iop__group_of(job))
 		return -EBUSY;
+	if (!iop__jobx(job))
+		return -ENOMEM;
 	pool = group->pool;
 	pthread_mutex_lock(&pool->lock);
 	if (group->sealed) {
 		ret = -EINVAL;
 	} else {
 		group->live++;
-		job->group = group;
+		job->x->group = group;
 	}
 	pthread_mutex_unlock(&pool->lock);
 	return ret;
@@ -175,7 +181,7 @@ int iop_group_seal(iop_group *group)
 /* Count how @job, a member, ended.  True if its group became due. */
 bool iop__group_member_ended_locked(struct iop_job *job, ssize_t result)
 {
-	struct iop_group *group = job->group;
+	struct iop_group *group = iop__group_of(job);
 
 	if (result >= 0)
 		group->r.succeeded++;

@@ -74,7 +74,7 @@ static int run_ready(struct iop_pool *pool, unsigned max, int64_t deadline,
 		pool->ready = node->next;
 		job = iop__job_of(node);
 		job->req.done(job, job->result, job->req.arg);
-		if (job->group && member_ended(pool, job))
+		if (job->x && job->x->group && member_ended(pool, job))
 			*again = true;
 		iop__job_release_polling(pool, job);
 		n++;

@@ -2,7 +2,7 @@
  * The operations on paths: openat, fstatat, readfile, renameat, unlinkat,
  * mkdirat and listdir.  Each submit copies its path into memory the job
  * owns, so the caller may free its string as soon as the submit returns;
- * the core frees req->path when it releases the job.  Run functions
+ * the core frees req->u.path when it releases the job.  Run functions
  * execute on a worker and never free it.
  */
 #include "iopool-int.h"
@@ -83,7 +83,7 @@ static iop_job *submit_owned(iop_pool *pool, struct iop__req *req)
 	int err = errno;
 
 	if (!job) {
-		free(req->path);
+		free(req->u.path);
 		errno = err;
 	}
 	return job;
@@ -95,15 +95,15 @@ static iop_job *submit_path(iop_pool *pool, struct iop__req *req,
 {
 	if (!pool || !path)
 		return iop__einval();
-	req->path = strdup(path);
-	if (!req->path)
+	req->u.path = strdup(path);
+	if (!req->u.path)
 		return NULL;
 	return submit_owned(pool, req);
 }
 
 ssize_t iop__run_openat(const struct iop__req *req)
 {
-	return open_cloexec(req->fd, req->path, req->u.at.flags,
+	return open_cloexec(req->fd, req->u.path, req->u.at.flags,
 			    req->u.at.mode);
 }
 
@@ -120,7 +120,7 @@ iop_job *iop_openat(iop_pool *pool, int dirfd, const char *path, int flags,
 ssize_t iop__run_statat(const struct iop__req *req)
 {
 	return iop__sysret(
-		fstatat(req->fd, req->path, req->u.at.out, req->u.at.flags));
+		fstatat(req->fd, req->u.path, req->u.at.out, req->u.at.flags));
 }
 
 iop_job *iop_statat(iop_pool *pool, int dirfd, const char *path,
@@ -213,7 +213,7 @@ ssize_t iop__run_readfile(const struct iop__req *req)
 	ssize_t n;
 	int fd;
 
-	fd = open_cloexec(req->fd, req->path, O_RDONLY, 0);
+	fd = open_cloexec(req->fd, req->u.path, O_RDONLY, 0);
 	n = fd;
 	if (fd >= 0) {
 		n = read_all(fd, &data);
@@ -251,14 +251,14 @@ ssize_t iop__run_renameat(const struct iop__req *req)
 	int r;
 
 	if (req->u.rename.flags == 0)
-		r = renameat(req->fd, req->path, newdirfd, newpath);
+		r = renameat(req->fd, req->u.path, newdirfd, newpath);
 	else
-		r = renameat2(req->fd, req->path, newdirfd, newpath,
+		r = renameat2(req->fd, req->u.path, newdirfd, newpath,
 			      req->u.rename.flags);
 	return iop__sysret(r);
 }
 
-/* Both names go in one block: req.path, which the core frees, holds it. */
+/* Both names go in one block: req.u.path, which the core frees, holds it. */
 iop_job *iop_renameat(iop_pool *pool, int olddirfd, const char *oldpath,
 		      int newdirfd, const char *newpath, unsigned flags,
 		      iop_done_fn *done, void *arg)
@@ -273,18 +273,18 @@ iop_job *iop_renameat(iop_pool *pool, int olddirfd, const char *oldpath,
 	req.u.rename.flags = flags;
 	oldsize = strlen(oldpath) + 1;
 	newsize = strlen(newpath) + 1;
-	req.path = malloc(oldsize + newsize);
-	if (!req.path)
+	req.u.path = malloc(oldsize + newsize);
+	if (!req.u.path)
 		return NULL;
-	memcpy(req.path, oldpath, oldsize);
-	memcpy(req.path + oldsize, newpath, newsize);
-	req.u.rename.newpath = req.path + oldsize;
+	memcpy(req.u.path, oldpath, oldsize);
+	memcpy(req.u.path + oldsize, newpath, newsize);
+	req.u.rename.newpath = req.u.path + oldsize;
 	return submit_owned(pool, &req);
 }
 
 ssize_t iop__run_unlinkat(const struct iop__req *req)
 {
-	return iop__sysret(unlinkat(req->fd, req->path, req->u.at.flags));
+	return iop__sysret(unlinkat(req->fd, req->u.path, req->u.at.flags));
 }
 
 iop_job *iop_unlinkat(iop_pool *pool, int dirfd, const char *path,
@@ -298,7 +298,7 @@ iop_job *iop_unlinkat(iop_pool *pool, int dirfd, const char *path,
 
 ssize_t iop__run_mkdirat(const struct iop__req *req)
 {
-	return iop__sysret(mkdirat(req->fd, req->path, req->u.at.mode));
+	return iop__sysret(mkdirat(req->fd, req->u.path, req->u.at.mode));
 }
 
 iop_job *iop_mkdirat(iop_pool *pool, int dirfd, const char *path,
@@ -418,7 +418,7 @@ ssize_t iop__run_listdir(const struct iop__req *req)
 	int fd;
 
 	*out = NULL;
-	fd = open_cloexec(req->fd, req->path, O_RDONLY | O_DIRECTORY, 0);
+	fd = open_cloexec(req->fd, req->u.path, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
 		return fd;
 	dir = fdopendir(fd);

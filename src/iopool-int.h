@@ -74,6 +74,12 @@ struct iop__req {
 	iop_done_fn *done;		/* NULL: a future */
 	void *arg;
 	union {
+		/*
+		 * The ops on paths own a copy of the path, the first member
+		 * of at and rename, read through path; iop__req_path()
+		 * says whether there is one.
+		 */
+		char *path;
 		struct {		/* READ, WRITE */
 			void *buf;
 			size_t len;
@@ -89,12 +95,14 @@ struct iop__req {
 			void *ctx;
 		} call;
 		struct {		/* OPENAT, STATAT, READFILE, UNLINKAT,
-					 * MKDIRAT, LISTDIR, FSTAT */
+					 * MKDIRAT, LISTDIR; FSTAT (no path) */
+			char *path;
 			void *out;	/* struct stat *, void **, ... */
 			int flags;
 			mode_t mode;
 		} at;
 		struct {		/* RENAMEAT: path is the old name */
+			char *path;
 			const char *newpath;	/* inside path's block */
 			int newdirfd;
 			unsigned flags;
@@ -106,40 +114,32 @@ struct iop__req {
 		} range;
 		struct iop_group *group;	/* GROUP */
 	} u;
-	char *path;			/* owned copy, freed when the job ends */
 	int fd;				/* the descriptor, or the dirfd */
 	unsigned char op;		/* enum iop__op */
 };
 
-/* iop_job.xflags: the rarely used parts of a job that are in use. */
-#define IOP__X_LINKED	0x01	/* has had a successor (chain_next) */
-#define IOP__X_LANE	0x02	/* lane is set */
-#define IOP__X_DEADLINE	0x04	/* deadline is set */
-#define IOP__X_DLLIST	0x08	/* on pool->deadlines; lock */
-#define IOP__X_BACKLOG	0x10	/* queued in its lane's backlog; lock */
-#define IOP__X_READMIT	0x20	/* back from the backlog, in runq; lock */
-#define IOP__X_DOOMED	0x40	/* ends at hand-over; lock */
-#define IOP__X_ENDHEAD	0x80	/* the first such job of its chain; lock */
+/* The path a request owns (freed when its job is released), or NULL. */
+static inline char *iop__req_path(const struct iop__req *req)
+{
+	switch (req->op) {
+	case IOP__OP_OPENAT:
+	case IOP__OP_STATAT:
+	case IOP__OP_READFILE:
+	case IOP__OP_UNLINKAT:
+	case IOP__OP_MKDIRAT:
+	case IOP__OP_LISTDIR:
+	case IOP__OP_RENAMEAT:
+		return req->u.path;
+	}
+	return NULL;
+}
 
-struct iop_job {
-	/* The first cache lines: what every job uses. */
-	struct iop__node node;		/* first: lists link through it */
-	struct iop_pool *pool;		/* the owner of its slab, for life */
-	struct iop__req req;		/* set at submit, read-only after */
-	ssize_t result;			/* written by the worker, read after
-					 * the hand-back (stack or lock) */
-	union {
-		int64_t t_queued;	/* CLOCK_MONOTONIC ns at hand-over */
-		const struct iop__batch *held_by;	/* while HELD */
-	};
-	_Atomic unsigned char state;	/* enum iop__state */
-	atomic_bool cancel;		/* iop_cancel() was called */
-	signed char prio;		/* IOP_PRIO_MIN..IOP_PRIO_MAX */
-	unsigned char xflags;		/* IOP__X_*: set while held, except
-					 * DLLIST and BACKLOG (lock) */
-	unsigned char nwaiters;		/* threads in iop_await(); lock */
-
-	/* The rest, looked at only when xflags or group say so. */
+/*
+ * What only some jobs use: chains, groups, lanes, deadlines.  Allocated
+ * by the first call that needs it, while the job is held, and freed with
+ * the job, so that a plain job stays small (W8 counts every byte).
+ */
+struct iop__jobx {
 	struct iop_group *group;	/* set while held, read-only after */
 	struct iop_job *chain_next;	/* runs after this one; lock */
 	struct iop_job *chain_prev;	/* runs before this one; lock */
@@ -148,6 +148,57 @@ struct iop_job {
 	struct iop_job *dl_next;	/* pool->deadlines; lock */
 	struct iop_job *dl_prev;
 };
+
+/* iop_job.xflags: the rarely used parts of a job that are in use. */
+#define IOP__X_LINKED	0x01	/* has had a successor (x->chain_next) */
+#define IOP__X_LANE	0x02	/* x->lane is set */
+#define IOP__X_DEADLINE	0x04	/* x->deadline is set */
+#define IOP__X_DLLIST	0x08	/* on pool->deadlines; lock */
+#define IOP__X_BACKLOG	0x10	/* queued in its lane's backlog; lock */
+#define IOP__X_READMIT	0x20	/* back from the backlog, in runq; lock */
+#define IOP__X_DOOMED	0x40	/* ends at hand-over; lock */
+#define IOP__X_ENDHEAD	0x80	/* the first such job of its chain; lock */
+
+struct iop_job {
+	struct iop__node node;		/* first: lists link through it */
+	struct iop_pool *pool;		/* the owner of its slab, for life */
+	struct iop__req req;		/* set at submit, read-only after */
+	union {
+		const struct iop__batch *held_by;	/* while HELD */
+		int64_t t_queued;	/* CLOCK_MONOTONIC ns at hand-over,
+					 * until a worker starts it */
+		ssize_t result;		/* once it has ended: written by
+					 * the worker, read after the
+					 * hand-back (stack or lock) */
+	};
+	struct iop__jobx *x;		/* NULL, or set while held */
+	_Atomic unsigned char state;	/* enum iop__state */
+	atomic_bool cancel;		/* iop_cancel() was called */
+	signed char prio;		/* IOP_PRIO_MIN..IOP_PRIO_MAX */
+	unsigned char xflags;		/* IOP__X_*: set while held, except
+					 * DLLIST, BACKLOG, READMIT, DOOMED
+					 * and ENDHEAD (lock) */
+	unsigned char nwaiters;		/* threads in iop_await(); lock */
+};
+
+/* The extras of @job, allocated on first use (NULL: out of memory).
+ * Only for a job held by the calling thread. */
+struct iop__jobx *iop__jobx(struct iop_job *job);
+
+static inline struct iop_job *iop__chain_next(const struct iop_job *job)
+{
+	return job->x ? job->x->chain_next : NULL;
+}
+
+static inline struct iop_job *iop__chain_prev(const struct iop_job *job)
+{
+	return job->x ? job->x->chain_prev : NULL;
+}
+
+static inline struct iop_group *iop__group_of(const struct iop_job *job)
+{
+	return job->x ? job->x->group : NULL;
+}
 
 /* A lane: guarded by the pool lock, lives until destroy. */
 struct iop_lane {
@@ -333,9 +384,15 @@ void iop__sched_free_all(struct iop_pool *pool);
 int64_t iop__now_ns(void);
 
 /* stats.c */
-void iop__stats_ran(struct iop__stats *st, const struct iop_job *job,
-		    ssize_t result, int64_t t_start, int64_t t_end,
-		    int64_t long_ns);
+/* How a job ran, for the statistics; times are 0 without timing. */
+struct iop__ran {
+	unsigned op;
+	int64_t t_queued, t_start, t_end;
+	int64_t long_ns;
+};
+
+void iop__stats_ran(struct iop__stats *st, const struct iop__ran *ran,
+		    ssize_t result);
 void iop__stats_add(struct iop__stats *to, const struct iop__stats *from);
 
 static inline void iop__count(_Atomic uint64_t *c, uint64_t n)
@@ -381,10 +438,8 @@ bool iop__job_whole(const struct iop_job *job, ssize_t result);
 
 _Static_assert(offsetof(struct iop_job, node) == 0,
 	       "lists link jobs through their first member");
-_Static_assert(sizeof(void *) != 8 || offsetof(struct iop_job, group) <= 128,
-	       "what every job uses fits in two cache lines on 64-bit");
-_Static_assert(sizeof(void *) != 8 || sizeof(struct iop_job) <= 192,
-	       "a job costs the pool at most three cache lines on 64-bit");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct iop_job) <= 96,
+	       "a queued job costs the pool at most 96 bytes on 64-bit");
 _Static_assert(sizeof(void *) != 8 || sizeof(struct iop_options) == 80,
 	       "struct iop_options never changes size");
 _Static_assert((int)IOP__OP_LISTDIR == (int)IOP_OP_LISTDIR &&

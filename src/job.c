@@ -79,13 +79,20 @@ struct iop_job *iop__job_alloc_polling(struct iop_pool *pool)
 	return take_first(&pool->pcache);
 }
 
+struct iop__jobx *iop__jobx(struct iop_job *job)
+{
+	if (!job->x)
+		job->x = calloc(1, sizeof(*job->x));
+	return job->x;
+}
+
 /* Drop what a job owns and forget its links before it is reused. */
 static void job_reset(struct iop_job *job)
 {
-	free(job->req.path);
-	job->req.path = NULL;
-	job->group = NULL;
-	job->lane = NULL;
+	free(iop__req_path(&job->req));
+	job->req.u.path = NULL;
+	free(job->x);
+	job->x = NULL;
 	job->xflags = 0;
 	atomic_store_explicit(&job->cancel, false, memory_order_relaxed);
 	atomic_store_explicit(&job->state, IOP__FREE, memory_order_relaxed);
@@ -144,7 +151,7 @@ void iop__cancel_waiting_locked(struct iop_pool *pool,
 			/* WAITING first: only then is group stable. */
 			if (atomic_load_explicit(&job->state,
 						 memory_order_relaxed) ==
-			    IOP__WAITING && job->group == group)
+			    IOP__WAITING && iop__group_of(job) == group)
 				iop__end_locked(job, -ECANCELED);
 		}
 }
@@ -156,8 +163,10 @@ void iop__job_free_all(struct iop_pool *pool)
 
 	for (slab = pool->slabs; slab; slab = next) {
 		next = slab->next;
-		for (i = 0; i < IOP__SLAB_JOBS; i++)
-			free(slab->jobs[i].req.path);
+		for (i = 0; i < IOP__SLAB_JOBS; i++) {
+			free(iop__req_path(&slab->jobs[i].req));
+			free(slab->jobs[i].x);
+		}
 		free(slab);
 	}
 }
@@ -177,7 +186,7 @@ static void finish_locked(struct iop_job *job)
 		iop__push_done_locked(job);
 		return;
 	}
-	if (job->group)
+	if (iop__group_of(job))
 		iop__group_member_ended_locked(job, job->result);
 	atomic_store_explicit(&job->state, IOP__DONE, memory_order_relaxed);
 	if (job->nwaiters > 0)
@@ -191,17 +200,18 @@ static void finish_locked(struct iop_job *job)
 void iop__end_locked(struct iop_job *job, ssize_t result)
 {
 	struct iop_pool *pool = job->pool;
-	struct iop_job *next;
+	struct iop_job *prev = iop__chain_prev(job), *next;
 
-	if (job->chain_prev) {
-		job->chain_prev->chain_next = NULL;
-		job->chain_prev = NULL;
+	if (prev) {
+		prev->x->chain_next = NULL;
+		job->x->chain_prev = NULL;
 	}
 	for (; job; job = next) {
-		next = job->chain_next;
-		job->chain_next = NULL;
-		if (next)
-			next->chain_prev = NULL;
+		next = iop__chain_next(job);
+		if (next) {
+			job->x->chain_next = NULL;
+			next->x->chain_prev = NULL;
+		}
 		iop__dl_remove_locked(pool, job);
 		iop__count(result == -ETIMEDOUT ? &pool->ntimed_out
 						: &pool->ncancelled, 1);
@@ -221,14 +231,16 @@ void iop__end_locked(struct iop_job *job, ssize_t result)
 void iop__chain_advance_locked(struct iop_job *job)
 {
 	struct iop_pool *pool = job->pool;
-	struct iop_job *next = job->chain_next;
+	struct iop_job *next = iop__chain_next(job);
 	bool whole = next && iop__job_whole(job, job->result);
 
-	job->chain_next = NULL;
+	if (next) {
+		job->x->chain_next = NULL;
+		next->x->chain_prev = NULL;
+	}
 	finish_locked(job);
 	if (!next)
 		return;
-	next->chain_prev = NULL;
 	if (whole && !iop__job_dead(next) &&
 	    !atomic_load_explicit(&pool->shutdown, memory_order_relaxed)) {
 		iop__queue_job_locked(pool, next);
@@ -252,9 +264,9 @@ static void mark_doomed(struct iop__queue *held, bool down)
 
 	for (n = held->head; n; n = n->next) {
 		job = iop__job_of(n);
-		if (job->chain_prev)
+		if (iop__chain_prev(job))
 			continue;	/* reached from its chain's head */
-		for (doomed = false; job; job = job->chain_next) {
+		for (doomed = false; job; job = iop__chain_next(job)) {
 			if (!doomed && (down || iop__job_dead(job))) {
 				doomed = true;
 				job->xflags |= IOP__X_ENDHEAD;
@@ -293,7 +305,7 @@ void iop__handover_locked(struct iop_pool *pool, struct iop__queue *held)
 		}
 		if (job->xflags & IOP__X_DEADLINE)
 			iop__dl_add_locked(pool, job);
-		if (job->chain_prev)
+		if (iop__chain_prev(job))
 			atomic_store_explicit(&job->state, IOP__WAITING,
 					      memory_order_relaxed);
 		else
@@ -340,8 +352,8 @@ int iop_cancel(iop_job *job)
 		atomic_store_explicit(&job->cancel, true,
 				      memory_order_relaxed);
 		/* The rest of its chain has not started: it never will. */
-		if (job->chain_next)
-			iop__end_locked(job->chain_next, -ECANCELED);
+		if (iop__chain_next(job))
+			iop__end_locked(iop__chain_next(job), -ECANCELED);
 		ret = -EBUSY;
 		break;
 	case IOP__DONE:

@@ -64,13 +64,13 @@ static void level_remove(struct iop__runq *rq, unsigned lvl,
 void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job)
 {
 	if (job->xflags & IOP__X_BACKLOG) {
-		iop__queue_remove(&job->lane->backlog, &job->node);
+		iop__queue_remove(&job->x->lane->backlog, &job->node);
 		job->xflags &= ~IOP__X_BACKLOG;
 	} else {
 		level_remove(&pool->runq, level_of(job), &job->node);
 		if (job->xflags & IOP__X_READMIT) {
 			job->xflags &= ~IOP__X_READMIT;
-			job->lane->readmitted--;
+			job->x->lane->readmitted--;
 		}
 	}
 	dequeued_locked(pool);
@@ -111,13 +111,13 @@ static unsigned pick_level(struct iop__runq *rq)
 static bool admit_locked(struct iop_pool *pool, struct iop_job *job,
 			 int64_t *now)
 {
-	struct iop_lane *lane = job->lane;
+	struct iop_lane *lane = job->x->lane;
 	bool readmitted;
 
 	if (job->xflags & IOP__X_DEADLINE) {
 		if (*now == 0)
 			*now = iop__now_ns();
-		if (*now >= job->deadline) {
+		if (*now >= job->x->deadline) {
 			dequeued_locked(pool);
 			iop__end_locked(job, -ETIMEDOUT);
 			return false;
@@ -219,7 +219,7 @@ void iop__cancel_queued_locked(struct iop_pool *pool,
 		for (n = pool->runq.level[lvl].head; n; n = next) {
 			next = n->next;
 			job = iop__job_of(n);
-			if (group && job->group != group)
+			if (group && iop__group_of(job) != group)
 				continue;
 			iop__unqueue_locked(pool, job);
 			iop__end_locked(job, -ECANCELED);
@@ -228,7 +228,7 @@ void iop__cancel_queued_locked(struct iop_pool *pool,
 		for (n = lane->backlog.head; n; n = next) {
 			next = n->next;
 			job = iop__job_of(n);
-			if (group && job->group != group)
+			if (group && iop__group_of(job) != group)
 				continue;
 			iop__unqueue_locked(pool, job);
 			iop__end_locked(job, -ECANCELED);
@@ -574,17 +574,19 @@ int iop_job_set_lane(iop_job *job, iop_lane *lane)
 		return -EINVAL;
 	if (!iop__held_here(job))
 		return -EBUSY;
-	job->lane = lane;
+	if (!iop__jobx(job))
+		return -ENOMEM;
+	job->x->lane = lane;
 	job->xflags |= IOP__X_LANE;
 	return 0;
 }
 
 void iop__dl_add_locked(struct iop_pool *pool, struct iop_job *job)
 {
-	job->dl_prev = NULL;
-	job->dl_next = pool->deadlines;
+	job->x->dl_prev = NULL;
+	job->x->dl_next = pool->deadlines;
 	if (pool->deadlines)
-		pool->deadlines->dl_prev = job;
+		pool->deadlines->x->dl_prev = job;
 	pool->deadlines = job;
 	job->xflags |= IOP__X_DLLIST;
 	pthread_cond_signal(&pool->dl_cond);
@@ -592,14 +594,16 @@ void iop__dl_add_locked(struct iop_pool *pool, struct iop_job *job)
 
 void iop__dl_remove_locked(struct iop_pool *pool, struct iop_job *job)
 {
+	struct iop__jobx *x = job->x;
+
 	if (!(job->xflags & IOP__X_DLLIST))
 		return;
-	if (job->dl_prev)
-		job->dl_prev->dl_next = job->dl_next;
+	if (x->dl_prev)
+		x->dl_prev->x->dl_next = x->dl_next;
 	else
-		pool->deadlines = job->dl_next;
-	if (job->dl_next)
-		job->dl_next->dl_prev = job->dl_prev;
+		pool->deadlines = x->dl_next;
+	if (x->dl_next)
+		x->dl_next->x->dl_prev = x->dl_prev;
 	job->xflags &= ~IOP__X_DLLIST;
 }
 
@@ -614,10 +618,10 @@ static bool expire_one_locked(struct iop_pool *pool, int64_t now,
 	struct iop_job *job;
 
 	*next = INT64_MAX;
-	for (job = pool->deadlines; job; job = job->dl_next) {
-		if (job->deadline > now) {
-			if (job->deadline < *next)
-				*next = job->deadline;
+	for (job = pool->deadlines; job; job = job->x->dl_next) {
+		if (job->x->deadline > now) {
+			if (job->x->deadline < *next)
+				*next = job->x->deadline;
 			continue;
 		}
 		if (atomic_load_explicit(&job->state, memory_order_relaxed) ==
@@ -681,6 +685,8 @@ int iop_job_set_deadline(iop_job *job, int timeout_ms)
 		return -EINVAL;
 	if (!iop__held_here(job))
 		return -EBUSY;
+	if (!iop__jobx(job))
+		return -ENOMEM;
 	pool = job->pool;
 	if (!(pool->flags & IOP_POOL_INLINE)) {
 		pthread_mutex_lock(&pool->lock);
@@ -689,7 +695,7 @@ int iop_job_set_deadline(iop_job *job, int timeout_ms)
 		if (err)
 			return err;
 	}
-	job->deadline = iop__now_ns() + (int64_t)timeout_ms * 1000000;
+	job->x->deadline = iop__now_ns() + (int64_t)timeout_ms * 1000000;
 	job->xflags |= IOP__X_DEADLINE;
 	return 0;
 }

@@ -23,23 +23,19 @@ static unsigned bucket(int64_t ns)
 	return b < IOP_HIST_BUCKETS ? b : IOP_HIST_BUCKETS - 1;
 }
 
-/*
- * Count a job that ran, with @result, from @t_start to @t_end (both 0
- * when the pool does not time jobs).  Called by the one thread that
- * writes @st.
- */
-void iop__stats_ran(struct iop__stats *st, const struct iop_job *job,
-		    ssize_t result, int64_t t_start, int64_t t_end,
-		    int64_t long_ns)
+/* Count a job that ran, with @result.  Called by the one thread that
+ * writes @st. */
+void iop__stats_ran(struct iop__stats *st, const struct iop__ran *ran,
+		    ssize_t result)
 {
-	unsigned op = job->req.op;
-
 	iop__count(result >= 0 ? &st->completed : &st->failed, 1);
-	if (!t_start)
+	if (!ran->t_start)
 		return;
-	iop__count(&st->queued_ns[op][bucket(t_start - job->t_queued)], 1);
-	iop__count(&st->running_ns[op][bucket(t_end - t_start)], 1);
-	if (t_end - t_start > long_ns)
+	iop__count(&st->queued_ns[ran->op][bucket(ran->t_start -
+						   ran->t_queued)], 1);
+	iop__count(&st->running_ns[ran->op][bucket(ran->t_end -
+						    ran->t_start)], 1);
+	if (ran->t_end - ran->t_start > ran->long_ns)
 		iop__count(&st->long_ran, 1);
 }
 

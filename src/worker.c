@@ -123,28 +123,31 @@ static void run_job(struct iop_pool *pool, struct iop_job *job,
 {
 	bool timed = !(pool->flags & IOP_POOL_NO_TIMING);
 	struct iop_job *outer = iop__running;
-	int64_t t0 = 0, t1 = 0;
+	struct iop__ran ran = { .op = job->req.op, .long_ns = pool->long_ns };
+	ssize_t result;
 
 	if (timed) {
-		t0 = *now ? *now : iop__now_ns();
-		atomic_store_explicit(started, t0, memory_order_relaxed);
+		ran.t_queued = job->t_queued;	/* result takes its place */
+		ran.t_start = *now ? *now : iop__now_ns();
+		atomic_store_explicit(started, ran.t_start,
+				      memory_order_relaxed);
 	} else {
 		atomic_store_explicit(started, -1, memory_order_relaxed);
 	}
 	iop__running = job;
-	job->result = iop__job_run(job);
+	result = iop__job_run(job);
 	iop__running = outer;
+	job->result = result;
 	if (timed)
-		t1 = iop__now_ns();
-	*now = t1;
+		ran.t_end = iop__now_ns();
+	*now = ran.t_end;
 	atomic_store_explicit(started, 0, memory_order_relaxed);
 	if (st) {
-		iop__stats_ran(st, job, job->result, t0, t1, pool->long_ns);
+		iop__stats_ran(st, &ran, result);
 	} else {
 		/* Not a worker: inline_stats belongs to the lock holder. */
 		pthread_mutex_lock(&pool->lock);
-		iop__stats_ran(&pool->inline_stats, job, job->result, t0, t1,
-			       pool->long_ns);
+		iop__stats_ran(&pool->inline_stats, &ran, result);
 		pthread_mutex_unlock(&pool->lock);
 	}
 	iop__complete(job);
@@ -235,7 +238,7 @@ static void *worker_main(void *arg)
 		}
 		atomic_store_explicit(&job->state, IOP__RUNNING,
 				      memory_order_relaxed);
-		lane = job->xflags & IOP__X_LANE ? job->lane : NULL;
+		lane = job->xflags & IOP__X_LANE ? job->x->lane : NULL;
 		pthread_mutex_unlock(&pool->lock);
 
 		run_job(pool, job, &w->started, &w->stats, &now);
@@ -267,7 +270,7 @@ void iop__drain_inline(struct iop_pool *pool)
 	while ((job = iop__pick_locked(pool, &now))) {
 		atomic_store_explicit(&job->state, IOP__RUNNING,
 				      memory_order_relaxed);
-		lane = job->xflags & IOP__X_LANE ? job->lane : NULL;
+		lane = job->xflags & IOP__X_LANE ? job->x->lane : NULL;
 		pthread_mutex_unlock(&pool->lock);
 		iop__run_here(pool, job);
 		now = 0;
