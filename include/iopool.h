@@ -602,7 +602,7 @@ IOP_EXPORT int iop_batch_end(iop_pool *pool);
  *
  * Returns 0, -EINVAL (NULL, the same job, different pools, or @then
  * already ahead of @first: a cycle), -EBUSY (a job not held in this
- * thread's batch, or already linked on that side).
+ * thread's batch, or already linked on that side), or -ENOMEM.
  */
 IOP_EXPORT int iop_link(iop_job *first, iop_job *then);
 
@@ -640,8 +640,9 @@ IOP_EXPORT iop_group *iop_group_new(iop_pool *pool, iop_group_fn *done,
  * Add @job, held in the calling thread's open batch, to @group (open, same
  * pool).  A job belongs to at most one group.  Members may end before
  * later ones are added; the group's callback waits for iop_group_seal().
- * Returns 0, -EINVAL (NULL, different pools, a sealed group), or -EBUSY
- * (@job not held in this thread's batch, or already in a group).
+ * Returns 0, -EINVAL (NULL, different pools, a sealed group), -EBUSY
+ * (@job not held in this thread's batch, or already in a group), or
+ * -ENOMEM.
  */
 IOP_EXPORT int iop_group_add(iop_group *group, iop_job *job);
 
@@ -718,8 +719,8 @@ IOP_EXPORT int iop_lane_set_cap(iop_lane *lane, unsigned cap);
 
 /*
  * Put @job, held in the calling thread's open batch, in @lane (same
- * pool).  Returns 0, -EINVAL (NULL, different pools) or -EBUSY (not held
- * in this thread's batch).
+ * pool).  Returns 0, -EINVAL (NULL, different pools), -EBUSY (not held
+ * in this thread's batch) or -ENOMEM.
  */
 IOP_EXPORT int iop_job_set_lane(iop_job *job, iop_lane *lane);
 
@@ -730,7 +731,7 @@ IOP_EXPORT int iop_job_set_lane(iop_job *job, iop_lane *lane);
  * after it with -ECANCELED).  The pool's watchdog thread, started with
  * the first deadline, enforces it even while every worker is stuck.
  * Returns 0, -EINVAL (@job NULL, @timeout_ms negative), -EBUSY (not held
- * here), or -EAGAIN when the watchdog thread cannot be started.
+ * here), -ENOMEM, or -EAGAIN when the watchdog thread cannot be started.
  */
 IOP_EXPORT int iop_job_set_deadline(iop_job *job, int timeout_ms);
 

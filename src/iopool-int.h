@@ -351,12 +351,7 @@ extern _Thread_local struct iop_pool *iop__current;
 extern _Thread_local struct iop__batch iop__batch;
 extern _Thread_local struct iop_job *iop__running;
 
-/* @job is held in the calling thread's open batch. */
-static inline bool iop__held_here(const struct iop_job *job)
-{
-	return atomic_load_explicit(&job->state, memory_order_relaxed) ==
-	       IOP__HELD && job->held_by == &iop__batch;
-}
+bool iop__held_here(const struct iop_job *job);
 
 /* pool.c */
 bool iop__pool_forked(const struct iop_pool *pool);
@@ -412,7 +407,8 @@ void iop__cancel_waiting_locked(struct iop_pool *pool,
 				const struct iop_group *group);
 void iop__end_locked(struct iop_job *job, ssize_t result);
 void iop__chain_advance_locked(struct iop_job *job);
-void iop__handover_locked(struct iop_pool *pool, struct iop__queue *held);
+void iop__handover_locked(struct iop_pool *pool, struct iop__queue *held,
+			  int64_t t_queued);
 void iop__misuse(const char *what);
 
 /* batch.c */

@@ -282,10 +282,13 @@ static void mark_doomed(struct iop__queue *held, bool down)
  * workers: jobs linked after another wait for it, cancelled ones (and
  * their chains) end with -ECANCELED, and the rest are queued.  After
  * shutdown every one of them is cancelled.  Jobs with a deadline go on
- * the watchdog's list.  Called with the lock held; the caller wakes
- * workers.
+ * the watchdog's list.  @t_queued (0 without timing) is when they become
+ * visible to the workers; it takes the place of held_by, under the lock
+ * that iop__held_here() reads it with.  Called with the lock held; the
+ * caller wakes workers.
  */
-void iop__handover_locked(struct iop_pool *pool, struct iop__queue *held)
+void iop__handover_locked(struct iop_pool *pool, struct iop__queue *held,
+			  int64_t t_queued)
 {
 	struct iop__queue heads;
 	struct iop__node *n, *next;
@@ -297,6 +300,7 @@ void iop__handover_locked(struct iop_pool *pool, struct iop__queue *held)
 	for (n = held->head; n; n = next) {
 		next = n->next;
 		job = iop__job_of(n);
+		job->t_queued = t_queued;
 		if (job->xflags & IOP__X_DOOMED) {
 			if (job->xflags & IOP__X_ENDHEAD)
 				iop__queue_push(&heads, n);
@@ -316,6 +320,25 @@ void iop__handover_locked(struct iop_pool *pool, struct iop__queue *held)
 		next = n->next;
 		iop__end_locked(iop__job_of(n), -ECANCELED);
 	}
+}
+
+/*
+ * Whether @job is held in the calling thread's open batch.  Only a thread
+ * with a batch open on the job's pool looks, and under the lock: held_by
+ * shares its word with t_queued, which the holder's iop_batch_end() sets.
+ */
+bool iop__held_here(const struct iop_job *job)
+{
+	struct iop_pool *pool = job->pool;
+	bool held;
+
+	if (iop__batch.pool != pool)
+		return false;
+	pthread_mutex_lock(&pool->lock);
+	held = atomic_load_explicit(&job->state, memory_order_relaxed) ==
+	       IOP__HELD && job->held_by == &iop__batch;
+	pthread_mutex_unlock(&pool->lock);
+	return held;
 }
 
 void iop__misuse(const char *what)

@@ -446,13 +446,10 @@ static void hand_over(struct iop_pool *pool, struct iop__queue *held,
 		      unsigned n)
 {
 	int64_t t = timing(pool) ? iop__now_ns() : 0;
-	struct iop__node *node;
 
-	for (node = held->head; node; node = node->next)
-		iop__job_of(node)->t_queued = t;
 	pthread_mutex_lock(&pool->lock);
 	iop__count(&pool->nsubmitted, n);
-	iop__handover_locked(pool, held);
+	iop__handover_locked(pool, held, t);
 	iop__wake_locked(pool, n);
 	pthread_mutex_unlock(&pool->lock);
 	after_handover(pool);

@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -555,6 +557,119 @@ START_TEST(test_set_threads_churn_loses_no_job)
 }
 END_TEST
 
+
+/* ---- Thread creation failing. ---- */
+
+/*
+ * Make thread creation fail from here on, in this (forked) test process:
+ * limit the address space to what is mapped now plus @room bytes, so that
+ * a worker's 1 GiB stack no longer fits.  The sanitizers map terabytes of
+ * shadow memory and cannot live under such a limit: the tests skip there.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define LIMIT_AS_WORKS 0
+#else
+#define LIMIT_AS_WORKS 1
+#endif
+
+static void limit_address_space(size_t room)
+{
+	struct rlimit rl;
+	unsigned long pages;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%lu", &pages), 1);
+	fclose(f);
+	ck_assert_int_eq(getrlimit(RLIMIT_AS, &rl), 0);
+	rl.rlim_cur = (rlim_t)pages * 4096 + room;
+	ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+}
+
+static void unlimit_address_space(void)
+{
+	struct rlimit rl;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_AS, &rl), 0);
+	rl.rlim_cur = rl.rlim_max;
+	ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+}
+
+#define BIG_STACK ((size_t)1 << 30)
+
+START_TEST(test_spawn_failure_fails_submit_clearly)
+{
+	struct iop_options opts = { .threads = 2, .stack_size = BIG_STACK };
+	iop_pool *pool;
+	struct iop_stats st;
+	struct done_rec d;
+
+	if (!LIMIT_AS_WORKS)
+		return;
+	pool = pool_new_opts(&opts);
+	done_rec_init(&d);
+	limit_address_space((size_t)256 << 20);
+
+	/* No thread, and none can start: the submit says so, and nothing
+	 * was queued or will call back. */
+	errno = 0;
+	ck_assert_ptr_null(iop_call(pool, work_return_ctx, (void *)1,
+				    done_record, &d));
+	ck_assert_msg(errno == EAGAIN || errno == ENOMEM, "errno %d", errno);
+	pool_stats(pool, &st);
+	ck_assert_uint_eq(st.threads, 0);
+	ck_assert_uint_eq(st.submitted, 0);
+	ck_assert_uint_eq(st.queued, 0);
+
+	/* Once threads can start again, so can jobs. */
+	unlimit_address_space();
+	ck_assert_ptr_nonnull(iop_call(pool, work_return_ctx, (void *)2,
+				       done_record, &d));
+	drain_until(pool, &d.calls, 1);
+	ck_assert_int_eq(load_long(&d.result), 2);
+	ck_assert_int_eq(load_int(&d.calls), 1);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_spawn_failure_keeps_jobs)
+{
+	enum { N = 5 };
+	struct iop_options opts = { .threads = 4, .stack_size = BIG_STACK };
+	iop_pool *pool;
+	struct iop_stats st;
+	struct crowd c;
+	struct member *m;
+
+	if (!LIMIT_AS_WORKS)
+		return;
+	pool = pool_new_opts(&opts);
+	m = crowd_init(&c, N);
+	/* Room for one worker's stack, not two. */
+	limit_address_space(((size_t)3 << 29));
+
+	/* The first job starts the one thread that fits; the others find
+	 * no thread can start, and wait for it instead of failing. */
+	for (unsigned k = 0; k < N; k++)
+		submit_member(pool, &m[k], true);
+	ck_assert(sem_wait_n_ms(&c.entered, 1, TEST_WAIT_MS));
+	pool_stats(pool, &st);
+	ck_assert_uint_eq(st.threads, 1);
+	ck_assert_uint_eq(st.submitted, N);
+	ck_assert_uint_eq(st.queued, N - 1);
+
+	gate_open(&c.gate);
+	drain_until(pool, &c.ended, N);
+	check_each_once(&c);
+	pool_stats(pool, &st);
+	ck_assert_uint_eq(st.completed, N);
+	ck_assert_uint_eq(st.threads_started, 1);
+	unlimit_address_space();
+	iop_pool_destroy(pool);
+	crowd_destroy(&c, m);
+}
+END_TEST
+
 static Suite *elastic_suite(void)
 {
 	Suite *s = suite_create("elastic");
@@ -579,6 +694,11 @@ static Suite *elastic_suite(void)
 	tcase_add_test(tc, test_set_threads_min_kept_after_idle);
 	tcase_add_test(tc, test_set_threads_einval);
 	tcase_add_test(tc, test_set_threads_churn_loses_no_job);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("spawn_failure");
+	tcase_add_test(tc, test_spawn_failure_fails_submit_clearly);
+	tcase_add_test(tc, test_spawn_failure_keeps_jobs);
 	suite_add_tcase(s, tc);
 	return s;
 }
