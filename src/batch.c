@@ -23,9 +23,9 @@ int iop_link(iop_job *first, iop_job *then)
 {
 	const struct iop_job *j;
 
-	if (!first || !then || first == then || first->pool != then->pool)
+	if (!first || !then || first == then || iop__job_pool(first) != iop__job_pool(then))
 		return -EINVAL;
-	if (iop__pool_forked(first->pool))
+	if (iop__pool_forked(iop__job_pool(first)))
 		return -EOWNERDEAD;
 	if (!iop__held_here(first) || !iop__held_here(then) ||
 	    iop__chain_next(first) || iop__chain_prev(then))
@@ -120,7 +120,7 @@ int iop_group_add(iop_group *group, iop_job *job)
 	struct iop_pool *pool;
 	int ret = 0;
 
-	if (!group || !job || group->pool != job->pool)
+	if (!group || !job || group->pool != iop__job_pool(job))
 		return -EINVAL;
 	if (iop__pool_forked(group->pool))
 		return -EOWNERDEAD;

@@ -12,7 +12,7 @@
  * in a batch that the poller has yet to take. */
 static void push_done(struct iop_job *job)
 {
-	struct iop_pool *pool = job->pool;
+	struct iop_pool *pool = iop__job_pool(job);
 
 	if (!iop__stack_push(&pool->done, &job->node))
 		iop__notify_signal(&pool->notify);
@@ -26,7 +26,7 @@ void iop__push_done_locked(struct iop_job *job)
 /* Called by a worker once @job->result is set. */
 void iop__complete(struct iop_job *job)
 {
-	struct iop_pool *pool = job->pool;
+	struct iop_pool *pool = iop__job_pool(job);
 
 	/* Linked jobs and futures end under the lock; see job.c. */
 	if ((job->xflags & IOP__X_LINKED) || !job->req.done) {

@@ -26,8 +26,12 @@
 #define IOP__PENDING_MAX	64
 /* Free jobs the polling thread keeps for itself between batches. */
 #define IOP__PCACHE_KEEP	256
-/* Jobs allocated at once when the free lists run dry. */
-#define IOP__SLAB_JOBS		64
+/*
+ * Job memory comes in slabs of this many bytes, aligned to their size, so
+ * that a job finds its pool from its own address (iop__job_pool()) and
+ * does not spend a pointer on it.
+ */
+#define IOP__SLAB_BYTES		((size_t)256 << 10)
 
 enum iop__op {
 	IOP__OP_READ,
@@ -161,7 +165,6 @@ struct iop__jobx {
 
 struct iop_job {
 	struct iop__node node;		/* first: lists link through it */
-	struct iop_pool *pool;		/* the owner of its slab, for life */
 	struct iop__req req;		/* set at submit, read-only after */
 	union {
 		const struct iop__batch *held_by;	/* while HELD */
@@ -273,10 +276,36 @@ struct iop__notify {
 	int wfd;			/* == rfd for an eventfd */
 };
 
+/*
+ * The head of a slab; its jobs follow, and are handed out in order (a job
+ * is touched, and costs resident memory, only once it is first used).
+ */
 struct iop__slab {
-	struct iop__slab *next;
-	struct iop_job jobs[IOP__SLAB_JOBS];
+	struct iop_pool *pool;		/* set once, read-only after */
+	struct iop__slab *next;		/* pool->slabs; lock */
+	unsigned used;			/* jobs handed out so far; lock */
 };
+
+#define IOP__SLAB_HEAD	64		/* bytes before the first job */
+#define IOP__SLAB_JOBS	((IOP__SLAB_BYTES - IOP__SLAB_HEAD) / \
+			 sizeof(struct iop_job))
+
+static inline struct iop__slab *iop__slab_of(const struct iop_job *job)
+{
+	return (struct iop__slab *)((uintptr_t)job & ~(IOP__SLAB_BYTES - 1));
+}
+
+static inline struct iop_job *iop__slab_job(struct iop__slab *slab,
+					    unsigned i)
+{
+	return (struct iop_job *)((char *)slab + IOP__SLAB_HEAD) + i;
+}
+
+/* The pool a job belongs to, for the job's whole life. */
+static inline struct iop_pool *iop__job_pool(const struct iop_job *job)
+{
+	return iop__slab_of(job)->pool;
+}
 
 struct iop_pool {
 	pthread_mutex_t lock;
@@ -288,7 +317,7 @@ struct iop_pool {
 	struct iop__runq runq;		/* queued, not running; lock */
 	_Atomic uint64_t nqueued;	/* in runq and lane backlogs; lock */
 	struct iop__node *cache;	/* free jobs; lock */
-	struct iop__slab *slabs;	/* all job memory; lock */
+	struct iop__slab *slabs;	/* all job memory, newest first; lock */
 	unsigned nidle;			/* workers in cond_wait; lock */
 	unsigned nwakeups;		/* signals sent, not yet taken; lock */
 	unsigned nawaiting;		/* threads in iop_await(); lock */
@@ -434,8 +463,10 @@ bool iop__job_whole(const struct iop_job *job, ssize_t result);
 
 _Static_assert(offsetof(struct iop_job, node) == 0,
 	       "lists link jobs through their first member");
-_Static_assert(sizeof(void *) != 8 || sizeof(struct iop_job) <= 96,
-	       "a queued job costs the pool at most 96 bytes on 64-bit");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct iop_job) <= 88,
+	       "a queued job costs the pool at most 88 bytes on 64-bit");
+_Static_assert(sizeof(struct iop__slab) <= IOP__SLAB_HEAD,
+	       "a slab's head fits before its first job");
 _Static_assert(sizeof(void *) != 8 || sizeof(struct iop_options) == 80,
 	       "struct iop_options never changes size");
 _Static_assert((int)IOP__OP_LISTDIR == (int)IOP_OP_LISTDIR &&

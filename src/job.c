@@ -1,9 +1,9 @@
 /*
  * Job memory and futures.
  *
- * Jobs are allocated in slabs and never returned to malloc before the pool
- * is destroyed; released jobs are reused.  Three free lists keep the hot
- * paths short:
+ * Jobs live in slabs (mapped, aligned to their size, handed out in order)
+ * that are unmapped only when the pool is destroyed; released jobs are
+ * reused.  Three free lists keep the hot paths short:
  * - pool->cache, guarded by the pool lock, feeds submits from any thread
  *   (they hold the lock anyway to queue the job);
  * - pool->pcache belongs to the polling thread: callbacks release their
@@ -20,25 +20,44 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 
-/* Allocate a slab and return its jobs as a chain.  Called with the lock. */
-static struct iop__node *slab_new_locked(struct iop_pool *pool)
+/*
+ * Map a slab aligned to its size: map twice the size and give back what
+ * lies outside the aligned part.  Its pages stay untouched (and cost no
+ * resident memory) until its jobs are handed out.
+ */
+static struct iop__slab *slab_map(void)
 {
-	struct iop__slab *slab;
-	unsigned i;
+	size_t size = IOP__SLAB_BYTES;
+	char *p, *aligned;
 
-	slab = calloc(1, sizeof(*slab));
-	if (!slab)
+	p = mmap(NULL, 2 * size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
 		return NULL;
-	slab->next = pool->slabs;
-	pool->slabs = slab;
-	for (i = 0; i < IOP__SLAB_JOBS; i++) {
-		slab->jobs[i].pool = pool;
-		slab->jobs[i].node.next = i + 1 < IOP__SLAB_JOBS ?
-					  &slab->jobs[i + 1].node : NULL;
+	aligned = (char *)(((uintptr_t)p + size - 1) & ~(uintptr_t)(size - 1));
+	if (aligned > p)
+		munmap(p, (size_t)(aligned - p));
+	munmap(aligned + size, (size_t)(p + size - aligned));
+	return (struct iop__slab *)aligned;
+}
+
+/* A never used job: from the newest slab, or a new one.  Lock held. */
+static struct iop_job *slab_take_locked(struct iop_pool *pool)
+{
+	struct iop__slab *slab = pool->slabs;
+
+	if (!slab || slab->used == IOP__SLAB_JOBS) {
+		slab = slab_map();
+		if (!slab)
+			return NULL;
+		slab->pool = pool;
+		slab->next = pool->slabs;
+		pool->slabs = slab;
 	}
-	return &slab->jobs[0].node;
+	return iop__slab_job(slab, slab->used++);
 }
 
 static struct iop_job *take_first(struct iop__node **list)
@@ -54,9 +73,7 @@ struct iop_job *iop__job_alloc_locked(struct iop_pool *pool)
 	if (!pool->cache)
 		pool->cache = iop__stack_take(&pool->freed);
 	if (!pool->cache)
-		pool->cache = slab_new_locked(pool);
-	if (!pool->cache)
-		return NULL;
+		return slab_take_locked(pool);
 	return take_first(&pool->cache);
 }
 
@@ -146,8 +163,8 @@ void iop__cancel_waiting_locked(struct iop_pool *pool,
 	unsigned i;
 
 	for (slab = pool->slabs; slab; slab = slab->next)
-		for (i = 0; i < IOP__SLAB_JOBS; i++) {
-			job = &slab->jobs[i];
+		for (i = 0; i < slab->used; i++) {
+			job = iop__slab_job(slab, i);
 			/* WAITING first: only then is group stable. */
 			if (atomic_load_explicit(&job->state,
 						 memory_order_relaxed) ==
@@ -159,15 +176,17 @@ void iop__cancel_waiting_locked(struct iop_pool *pool,
 void iop__job_free_all(struct iop_pool *pool)
 {
 	struct iop__slab *slab, *next;
+	struct iop_job *job;
 	unsigned i;
 
 	for (slab = pool->slabs; slab; slab = next) {
 		next = slab->next;
-		for (i = 0; i < IOP__SLAB_JOBS; i++) {
-			free(iop__req_path(&slab->jobs[i].req));
-			free(slab->jobs[i].x);
+		for (i = 0; i < slab->used; i++) {
+			job = iop__slab_job(slab, i);
+			free(iop__req_path(&job->req));
+			free(job->x);
 		}
-		free(slab);
+		munmap(slab, IOP__SLAB_BYTES);
 	}
 }
 
@@ -190,7 +209,7 @@ static void finish_locked(struct iop_job *job)
 		iop__group_member_ended_locked(job, job->result);
 	atomic_store_explicit(&job->state, IOP__DONE, memory_order_relaxed);
 	if (job->nwaiters > 0)
-		pthread_cond_broadcast(&job->pool->await_cond);
+		pthread_cond_broadcast(&iop__job_pool(job)->await_cond);
 }
 
 /*
@@ -199,7 +218,7 @@ static void finish_locked(struct iop_job *job)
  */
 void iop__end_locked(struct iop_job *job, ssize_t result)
 {
-	struct iop_pool *pool = job->pool;
+	struct iop_pool *pool = iop__job_pool(job);
 	struct iop_job *prev = iop__chain_prev(job), *next;
 
 	if (prev) {
@@ -230,7 +249,7 @@ void iop__end_locked(struct iop_job *job, ssize_t result)
  */
 void iop__chain_advance_locked(struct iop_job *job)
 {
-	struct iop_pool *pool = job->pool;
+	struct iop_pool *pool = iop__job_pool(job);
 	struct iop_job *next = iop__chain_next(job);
 	bool whole = next && iop__job_whole(job, job->result);
 
@@ -329,7 +348,7 @@ void iop__handover_locked(struct iop_pool *pool, struct iop__queue *held,
  */
 bool iop__held_here(const struct iop_job *job)
 {
-	struct iop_pool *pool = job->pool;
+	struct iop_pool *pool = iop__job_pool(job);
 	bool held;
 
 	if (iop__batch.pool != pool)
@@ -354,7 +373,7 @@ int iop_cancel(iop_job *job)
 
 	if (!job)
 		return -EINVAL;
-	pool = job->pool;
+	pool = iop__job_pool(job);
 	if (iop__pool_forked(pool))
 		return -EOWNERDEAD;
 	pthread_mutex_lock(&pool->lock);
@@ -415,7 +434,7 @@ static int await_check(iop_job *job)
 {
 	if (!job)
 		return -EINVAL;
-	if (iop__pool_forked(job->pool))
+	if (iop__pool_forked(iop__job_pool(job)))
 		return -EOWNERDEAD;
 	if (atomic_load_explicit(&job->state, memory_order_relaxed) ==
 	    IOP__FREE)
@@ -426,8 +445,8 @@ static int await_check(iop_job *job)
 	if (iop__held_here(job))
 		return -EDEADLK;
 	/* A callback awaiting its own submit: hand it over first. */
-	if (iop__current == job->pool)
-		iop__publish_pending(job->pool);
+	if (iop__current == iop__job_pool(job))
+		iop__publish_pending(iop__job_pool(job));
 	return 0;
 }
 
@@ -438,7 +457,7 @@ static int await_check(iop_job *job)
 static int await_locked(struct iop_job *job, const struct timespec *deadline,
 			ssize_t *result)
 {
-	struct iop_pool *pool = job->pool;
+	struct iop_pool *pool = iop__job_pool(job);
 	int err = 0;
 
 	pool->nawaiting++;
@@ -473,7 +492,7 @@ ssize_t iop_await(iop_job *job)
 
 	if (err)
 		return err;
-	pool = job->pool;
+	pool = iop__job_pool(job);
 	pthread_mutex_lock(&pool->lock);
 	await_locked(job, NULL, &result);
 	pthread_mutex_unlock(&pool->lock);
@@ -502,7 +521,7 @@ int iop_await_timeout(iop_job *job, int timeout_ms, ssize_t *result)
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000;
 	}
-	pool = job->pool;
+	pool = iop__job_pool(job);
 	pthread_mutex_lock(&pool->lock);
 	err = await_locked(job, &deadline, result);
 	pthread_mutex_unlock(&pool->lock);

@@ -567,7 +567,7 @@ int iop_lane_set_cap(iop_lane *lane, unsigned cap)
 
 int iop_job_set_lane(iop_job *job, iop_lane *lane)
 {
-	if (!job || !lane || job->pool != lane->pool)
+	if (!job || !lane || iop__job_pool(job) != lane->pool)
 		return -EINVAL;
 	if (!iop__held_here(job))
 		return -EBUSY;
@@ -684,7 +684,7 @@ int iop_job_set_deadline(iop_job *job, int timeout_ms)
 		return -EBUSY;
 	if (!iop__jobx(job))
 		return -ENOMEM;
-	pool = job->pool;
+	pool = iop__job_pool(job);
 	if (!(pool->flags & IOP_POOL_INLINE)) {
 		pthread_mutex_lock(&pool->lock);
 		err = start_watchdog_locked(pool);
