@@ -7,13 +7,22 @@
 #include <errno.h>
 #include <time.h>
 
-/* Put a callback job on the completion stack; wake the poller if it was
+/*
+ * Put a callback job on the completion stack; wake the poller if it was
  * empty.  Only the push onto an empty stack needs to: any later push lands
- * in a batch that the poller has yet to take. */
+ * in a batch that the poller has yet to take.  A job ending on the polling
+ * thread itself, inside a callback (a read served at submit), wakes no
+ * one: the poll takes the stack again, or rings when it stops.
+ */
 static void push_done(struct iop_job *job)
 {
 	struct iop_pool *pool = iop__job_pool(job);
 
+	if (iop__current == pool) {
+		iop__stack_push(&pool->done, &job->node);
+		pool->self_pushed = true;
+		return;
+	}
 	if (!iop__stack_push(&pool->done, &job->node))
 		iop__notify_signal(&pool->notify);
 }
@@ -91,28 +100,38 @@ static int run_ready(struct iop_pool *pool, unsigned max, int64_t deadline,
  * callback, take once more, so that the group's callback runs in the same
  * call.  Completions left over keep the descriptor readable.
  */
-static int poll_budget(struct iop_pool *pool, unsigned max, int64_t deadline)
+static int poll_budget(struct iop_pool *pool, unsigned max, int64_t deadline,
+		       bool force)
 {
+	unsigned rounds = 0;
 	bool again;
 	int n = 0;
 
 	do {
 		again = false;
-		iop__notify_drain(&pool->notify);
+		pool->self_pushed = false;
+		iop__notify_drain(&pool->notify, force);
+		force = false;
 		if (!pool->ready)
 			pool->ready = iop__chain_reverse(
 				iop__stack_take(&pool->done));
 		n += run_ready(pool, max ? max - (unsigned)n : 0, deadline,
 			       &again);
+		/* Callbacks ended jobs right here: run theirs too. */
+		if (pool->self_pushed && ++rounds < IOP__SELF_ROUNDS &&
+		    (!deadline || iop__now_ns() < deadline))
+			again = true;
 	} while (again && (!max || (unsigned)n < max));
-	if (pool->ready)
+	if (pool->ready || pool->self_pushed)
 		iop__notify_signal(&pool->notify);
 	return n;
 }
 
-int iop__poll_once(struct iop_pool *pool)
+/* @force: read the doorbell even if no write was announced (the caller
+ * knows the descriptor is readable, or is about to block on it). */
+int iop__poll_once(struct iop_pool *pool, bool force)
 {
-	return poll_budget(pool, 0, 0);
+	return poll_budget(pool, 0, 0, force);
 }
 
 /* Become the polling thread of @pool, or say why not. */
@@ -139,7 +158,7 @@ int iop_poll(iop_pool *pool)
 
 	if (n < 0)
 		return n;
-	n = iop__poll_once(pool);
+	n = iop__poll_once(pool, true);
 	leave_poll(pool);
 	return n;
 }
@@ -147,6 +166,7 @@ int iop_poll(iop_pool *pool)
 int iop_wait(iop_pool *pool, int timeout_ms)
 {
 	int64_t deadline = 0, left;
+	bool force;
 	int n, ready;
 
 	if (timeout_ms < -1)
@@ -156,8 +176,8 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 		return n;
 	if (timeout_ms > 0)
 		deadline = iop__now_ns() + (int64_t)timeout_ms * 1000000;
-	for (;;) {
-		n = iop__poll_once(pool);
+	for (force = false;; force = true) {
+		n = iop__poll_once(pool, force);
 		if (n != 0 || timeout_ms == 0)
 			break;
 		left = -1;
@@ -186,7 +206,7 @@ int iop_poll_budget(iop_pool *pool, unsigned max_callbacks, unsigned max_us)
 		return n;
 	if (max_us)
 		deadline = iop__now_ns() + (int64_t)max_us * 1000;
-	n = poll_budget(pool, max_callbacks, deadline);
+	n = poll_budget(pool, max_callbacks, deadline, true);
 	leave_poll(pool);
 	return n;
 }

@@ -22,6 +22,14 @@
 #define IOP__DEFAULT_IDLE_MS	10000
 #define IOP__DEFAULT_LONG_MS	10000
 
+/* Descriptors whose page-cache misses iop__read_now() remembers. */
+#define IOP__NOWAIT_FDS		64
+/* Reads a descriptor skips the attempt for, after one that missed. */
+#define IOP__NOWAIT_SKIP	32
+
+/* Rounds of callbacks one poll runs while callbacks end jobs themselves. */
+#define IOP__SELF_ROUNDS	16
+
 /* Jobs a callback batch may submit before they are handed over early. */
 #define IOP__PENDING_MAX	64
 /* Free jobs the polling thread keeps for itself between batches. */
@@ -274,6 +282,8 @@ struct iop__batch {
 struct iop__notify {
 	int rfd;			/* readable while completions wait */
 	int wfd;			/* == rfd for an eventfd */
+	atomic_bool rung;		/* set after each write, cleared by
+					 * the drain that reads it */
 };
 
 /*
@@ -338,6 +348,10 @@ struct iop_pool {
 
 	/* Counted under the lock, read anywhere. */
 	_Atomic uint64_t nsubmitted, ncancelled, ntimed_out, nstarted;
+	/* Reads served at submit (iop__read_now()); atomic adds. */
+	_Atomic uint64_t nread_now;
+	/* Per descriptor (hashed): reads to submit without trying first. */
+	_Atomic unsigned char nowait_skip[IOP__NOWAIT_FDS];
 	pthread_mutex_t stats_lock;	/* workers list, retired */
 	struct iop__stats retired;	/* of exited workers; stats_lock */
 	struct iop__stats inline_stats;	/* jobs run outside workers; lock */
@@ -352,6 +366,8 @@ struct iop_pool {
 	struct iop__node *pcache;	/* free jobs for those submits */
 	unsigned npcache;
 	struct iop__node *ready;	/* taken, not yet run (a budget) */
+	bool self_pushed;		/* a callback's job ended on this
+					 * thread, unannounced */
 
 	/* Set at creation, read-only after. */
 	struct iop__notify notify;
@@ -365,6 +381,18 @@ struct iop_pool {
 	struct iop_pool *reg_next, *reg_prev;	/* all pools; registry lock */
 };
 
+/*
+ * The library's thread-locals, in the initial-exec model: a submit reads
+ * them several times, and the default model for a shared library calls
+ * __tls_get_addr for each.  They are a few words of the static TLS space
+ * glibc reserves for this, so dlopen() of the library still works.
+ */
+#if defined(__GNUC__)
+#define IOP__TLS _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define IOP__TLS _Thread_local
+#endif
+
 static inline struct iop_job *iop__job_of(struct iop__node *n)
 {
 	return (struct iop_job *)n;	/* node is the first member */
@@ -374,11 +402,11 @@ static inline struct iop_job *iop__job_of(struct iop__node *n)
  * The pool whose callbacks the calling thread is running right now, if any.
  * Submits from there go to the pool's pending list instead of the lock.
  */
-extern _Thread_local struct iop_pool *iop__current;
+extern IOP__TLS struct iop_pool *iop__current;
 
 /* The calling thread's batch, and the job its worker is running. */
-extern _Thread_local struct iop__batch iop__batch;
-extern _Thread_local struct iop_job *iop__running;
+extern IOP__TLS struct iop__batch iop__batch;
+extern IOP__TLS struct iop_job *iop__running;
 
 bool iop__held_here(const struct iop_job *job);
 
@@ -395,6 +423,7 @@ void iop__free_workers(struct iop_pool *pool);
 
 /* sched.c */
 iop_job *iop__submit(struct iop_pool *pool, const struct iop__req *req);
+iop_job *iop__read_now(struct iop_pool *pool, const struct iop__req *req);
 void iop__publish_pending(struct iop_pool *pool);
 void iop__queue_job_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job);
@@ -448,13 +477,13 @@ bool iop__job_dead(const struct iop_job *job);
 /* complete.c */
 void iop__complete(struct iop_job *job);
 void iop__push_done_locked(struct iop_job *job);
-int iop__poll_once(struct iop_pool *pool);
+int iop__poll_once(struct iop_pool *pool, bool force);
 
 /* notify.c */
 int iop__notify_open(struct iop__notify *n);
 void iop__notify_close(struct iop__notify *n);
 void iop__notify_signal(struct iop__notify *n);
-void iop__notify_drain(struct iop__notify *n);
+void iop__notify_drain(struct iop__notify *n, bool force);
 int iop__notify_wait(struct iop__notify *n, int timeout_ms);
 
 /* ops.c */

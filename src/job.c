@@ -106,10 +106,16 @@ struct iop__jobx *iop__jobx(struct iop_job *job)
 /* Drop what a job owns and forget its links before it is reused. */
 static void job_reset(struct iop_job *job)
 {
-	free(iop__req_path(&job->req));
-	job->req.u.path = NULL;
-	free(job->x);
-	job->x = NULL;
+	char *path = iop__req_path(&job->req);
+
+	if (path) {
+		free(path);
+		job->req.u.path = NULL;
+	}
+	if (job->x) {
+		free(job->x);
+		job->x = NULL;
+	}
 	job->xflags = 0;
 	atomic_store_explicit(&job->cancel, false, memory_order_relaxed);
 	atomic_store_explicit(&job->state, IOP__FREE, memory_order_relaxed);

@@ -52,14 +52,25 @@ void iop__notify_signal(struct iop__notify *n)
 	do
 		r = write(n->wfd, &one, n->wfd == n->rfd ? sizeof(one) : 1);
 	while (r < 0 && errno == EINTR);
+	atomic_store_explicit(&n->rung, true, memory_order_release);
 }
 
-/* Make the descriptor unreadable again.  One read empties an eventfd. */
-void iop__notify_drain(struct iop__notify *n)
+/*
+ * Make the descriptor unreadable again.  One read empties an eventfd.
+ * Without @force the read is skipped when no write was announced since
+ * the last drain: iop_wait() takes ready completions with no system call
+ * at all.  A write not announced yet is read by a later drain (every
+ * write is followed by its announcement), and until then the descriptor
+ * is merely readable with nothing new, which its contract allows.
+ */
+void iop__notify_drain(struct iop__notify *n, bool force)
 {
 	char buf[256];
 	ssize_t r;
 
+	if (!atomic_exchange_explicit(&n->rung, false, memory_order_acquire) &&
+	    !force)
+		return;
 	do
 		r = read(n->rfd, buf, n->wfd == n->rfd ? sizeof(uint64_t)
 						      : sizeof(buf));

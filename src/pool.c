@@ -49,9 +49,9 @@
 #include <string.h>
 #include <time.h>
 
-_Thread_local struct iop_pool *iop__current;
-_Thread_local struct iop__batch iop__batch;
-_Thread_local struct iop_job *iop__running;
+IOP__TLS struct iop_pool *iop__current;
+IOP__TLS struct iop__batch iop__batch;
+IOP__TLS struct iop_job *iop__running;
 
 /*
  * Every pool of the process, for the fork handlers.  Lock order: the
@@ -366,7 +366,7 @@ void iop_pool_destroy(iop_pool *pool)
 
 	/* No worker is left: every job has ended and every callback still
 	 * due is on the completion stack. */
-	while (iop__poll_once(pool) > 0)
+	while (iop__poll_once(pool, true) > 0)
 		;
 
 	wait_awaiters(pool);

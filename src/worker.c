@@ -253,7 +253,7 @@ static void *worker_main(void *arg)
 }
 
 /* A work function that submits to an inline pool: the outer loop runs it. */
-static _Thread_local struct iop_pool *draining;
+static IOP__TLS struct iop_pool *draining;
 
 /* IOP_POOL_INLINE: run every queued job on this thread, now. */
 void iop__drain_inline(struct iop_pool *pool)
