@@ -61,10 +61,15 @@ typedef struct iop_job iop_job;
 typedef void iop_done_fn(iop_job *job, ssize_t result, void *arg);
 
 /*
- * A work function for iop_call().  It runs on a worker thread with every
- * signal blocked; its return value becomes the job's result (by convention
- * >= 0, or a negative errno value).  A long one can check
- * iop_cancel_requested() now and then and give up early.
+ * A work function for iop_call().  It runs with every signal blocked, on
+ * a worker thread, or on a thread that waits for it: when the pool has
+ * seen calls of the same function take under 20 microseconds, a thread
+ * about to sleep in iop_wait() or iop_await() until a worker has run the
+ * queued call runs it itself, since a wake-up costs more than the call
+ * (functions that block are never run there: they are not short).  Its
+ * return value becomes the job's result (by convention >= 0, or a
+ * negative errno value).  A long one can check iop_cancel_requested() now
+ * and then and give up early.
  */
 typedef ssize_t iop_work_fn(void *ctx);
 
@@ -251,7 +256,8 @@ IOP_EXPORT int iop_poll(iop_pool *pool);
  * or a timeout below -1, -EDEADLK or -EBUSY as iop_poll(), or what poll(2)
  * reported (-ENOMEM).  Waiting without limit
  * while no callback job is in flight blocks until another thread submits
- * one and it completes.
+ * one and it completes.  Before it sleeps, it may run a queued job known
+ * to be short itself (see iop_work_fn), which is faster than a hand-off.
  */
 IOP_EXPORT int iop_wait(iop_pool *pool, int timeout_ms);
 

@@ -18,7 +18,7 @@ static void push_done(struct iop_job *job)
 {
 	struct iop_pool *pool = iop__job_pool(job);
 
-	if (iop__current == pool) {
+	if (iop__current == pool || iop__polling == pool) {
 		iop__stack_push(&pool->done, &job->node);
 		pool->self_pushed = true;
 		return;
@@ -144,11 +144,13 @@ static int enter_poll(struct iop_pool *pool)
 	if (atomic_exchange_explicit(&pool->polling, true,
 				     memory_order_acquire))
 		return iop__current == pool ? -EDEADLK : -EBUSY;
+	iop__polling = pool;
 	return 0;
 }
 
 static void leave_poll(struct iop_pool *pool)
 {
+	iop__polling = NULL;
 	atomic_store_explicit(&pool->polling, false, memory_order_release);
 }
 
@@ -176,10 +178,14 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 		return n;
 	if (timeout_ms > 0)
 		deadline = iop__now_ns() + (int64_t)timeout_ms * 1000000;
-	for (force = false;; force = true) {
+	for (force = false;;) {
 		n = iop__poll_once(pool, force);
 		if (n != 0 || timeout_ms == 0)
 			break;
+		force = false;
+		/* Run a short job rather than sleep until a worker has. */
+		if (iop__help(pool))
+			continue;
 		left = -1;
 		if (timeout_ms > 0) {
 			left = deadline - iop__now_ns();
@@ -192,6 +198,7 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 			n = ready;
 			break;
 		}
+		force = ready > 0;
 	}
 	leave_poll(pool);
 	return n;

@@ -27,6 +27,15 @@
 /* Reads a descriptor skips the attempt for, after one that missed. */
 #define IOP__NOWAIT_SKIP	32
 
+/*
+ * How long a job may be expected to run (from what jobs of the same kind
+ * took) for a thread waiting for results to run it itself rather than
+ * sleep until a worker has: a cross-CPU wake-up costs microseconds.
+ */
+#define IOP__SMALL_NS		20000
+/* Kinds of job whose running time the pool remembers (hashed). */
+#define IOP__EST_SLOTS		64
+
 /* Rounds of callbacks one poll runs while callbacks end jobs themselves. */
 #define IOP__SELF_ROUNDS	16
 
@@ -332,6 +341,7 @@ struct iop_pool {
 	unsigned nwakeups;		/* signals sent, not yet taken; lock */
 	unsigned nawaiting;		/* threads in iop_await(); lock */
 	unsigned nblocked;		/* submits waiting for room; lock */
+	unsigned nrunning;		/* jobs workers are running; lock */
 	unsigned min_threads;		/* lock */
 	unsigned max_threads;		/* lock */
 	_Atomic unsigned nthreads;	/* workers alive; lock */
@@ -348,6 +358,8 @@ struct iop_pool {
 
 	/* Counted under the lock, read anywhere. */
 	_Atomic uint64_t nsubmitted, ncancelled, ntimed_out, nstarted;
+	/* Running time per kind of job, see sched.c. */
+	_Atomic uint64_t est[IOP__EST_SLOTS];
 	/* Reads served at submit (iop__read_now()); atomic adds. */
 	_Atomic uint64_t nread_now;
 	/* Per descriptor (hashed): reads to submit without trying first. */
@@ -408,6 +420,9 @@ extern IOP__TLS struct iop_pool *iop__current;
 extern IOP__TLS struct iop__batch iop__batch;
 extern IOP__TLS struct iop_job *iop__running;
 
+/* The pool this thread is polling (in iop_poll() or iop_wait()). */
+extern IOP__TLS struct iop_pool *iop__polling;
+
 bool iop__held_here(const struct iop_job *job);
 
 /* pool.c */
@@ -417,6 +432,8 @@ bool iop__pool_forked(const struct iop_pool *pool);
 int iop__spawn_locked(struct iop_pool *pool);
 int iop__wake_locked(struct iop_pool *pool, unsigned n);
 void iop__run_here(struct iop_pool *pool, struct iop_job *job);
+void iop__run_helping(struct iop_pool *pool, struct iop_job *job);
+bool iop__help(struct iop_pool *pool);
 void iop__drain_inline(struct iop_pool *pool);
 void iop__stop_workers(struct iop_pool *pool);
 void iop__free_workers(struct iop_pool *pool);
@@ -424,6 +441,11 @@ void iop__free_workers(struct iop_pool *pool);
 /* sched.c */
 iop_job *iop__submit(struct iop_pool *pool, const struct iop__req *req);
 iop_job *iop__read_now(struct iop_pool *pool, const struct iop__req *req);
+uint64_t iop__job_kind(const struct iop_job *job);
+int64_t iop__estimate(const struct iop_pool *pool, uint64_t kind);
+void iop__estimate_add(struct iop_pool *pool, uint64_t kind, int64_t ns);
+bool iop__small(const struct iop_pool *pool, const struct iop_job *job);
+struct iop_job *iop__take_small_locked(struct iop_pool *pool);
 void iop__publish_pending(struct iop_pool *pool);
 void iop__queue_job_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job);
@@ -440,6 +462,7 @@ int64_t iop__now_ns(void);
 /* How a job ran, for the statistics; times are 0 without timing. */
 struct iop__ran {
 	unsigned op;
+	uint64_t kind;
 	int64_t t_queued, t_start, t_end;
 	int64_t long_ns;
 };

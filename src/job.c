@@ -490,6 +490,31 @@ static int await_locked(struct iop_job *job, const struct timespec *deadline,
 	return -err;
 }
 
+/*
+ * The future is still queued and known to be short: run it here, now,
+ * rather than sleep until a worker has (see iop__help()).
+ */
+static void help_future(struct iop_job *job)
+{
+	struct iop_pool *pool = iop__job_pool(job);
+	bool take;
+
+	if (pool->flags & (IOP_POOL_NO_TIMING | IOP_POOL_INLINE))
+		return;
+	pthread_mutex_lock(&pool->lock);
+	take = atomic_load_explicit(&job->state, memory_order_relaxed) ==
+	       IOP__QUEUED && !job->xflags && pool->nrunning == 0 &&
+	       iop__small(pool, job);
+	if (take) {
+		iop__unqueue_locked(pool, job);
+		atomic_store_explicit(&job->state, IOP__RUNNING,
+				      memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	if (take)
+		iop__run_helping(pool, job);
+}
+
 ssize_t iop_await(iop_job *job)
 {
 	struct iop_pool *pool;
@@ -498,6 +523,7 @@ ssize_t iop_await(iop_job *job)
 
 	if (err)
 		return err;
+	help_future(job);
 	pool = iop__job_pool(job);
 	pthread_mutex_lock(&pool->lock);
 	await_locked(job, NULL, &result);
@@ -520,6 +546,8 @@ int iop_await_timeout(iop_job *job, int timeout_ms, ssize_t *result)
 		*result = iop_await(job);
 		return 0;
 	}
+	if (timeout_ms > 0)
+		help_future(job);
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += timeout_ms / 1000;
 	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;

@@ -52,6 +52,7 @@
 IOP__TLS struct iop_pool *iop__current;
 IOP__TLS struct iop__batch iop__batch;
 IOP__TLS struct iop_job *iop__running;
+IOP__TLS struct iop_pool *iop__polling;
 
 /*
  * Every pool of the process, for the fork handlers.  Lock order: the

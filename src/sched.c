@@ -235,6 +235,94 @@ void iop__cancel_queued_locked(struct iop_pool *pool,
 		}
 }
 
+/* ---- How long jobs take. ---- */
+
+/*
+ * The kind of a job, for its running-time estimate: the function of a
+ * call, or the op and descriptor of anything else.
+ */
+uint64_t iop__job_kind(const struct iop_job *job)
+{
+	if (job->req.op == IOP__OP_CALL)
+		return (uint64_t)(uintptr_t)job->req.u.call.fn;
+	return (uint64_t)(unsigned)job->req.fd << 8 | job->req.op;
+}
+
+/*
+ * Each slot holds one word: a 40-bit tag of the kind's hash and 24 bits
+ * of running time in units of 16 ns (up to about 268 ms), so that readers
+ * and writers on any thread never see half an update.
+ */
+#define EST_UNIT_SHIFT	4
+#define EST_MAX		((1u << 24) - 1)
+
+static uint64_t kind_hash(uint64_t kind)
+{
+	return (kind ^ kind >> 29) * 0x9E3779B97F4A7C15ull;
+}
+
+/* The running time expected for @kind, or -1 when it is not known. */
+int64_t iop__estimate(const struct iop_pool *pool, uint64_t kind)
+{
+	uint64_t h = kind_hash(kind);
+	uint64_t e = atomic_load_explicit(&pool->est[h >> 58],
+					  memory_order_relaxed);
+
+	if (e == 0 || e >> 24 != (h >> 24 & 0xFFFFFFFFFFull))
+		return -1;
+	return (int64_t)(e & EST_MAX) << EST_UNIT_SHIFT;
+}
+
+/* A job of @kind ran for @ns: move the estimate towards it, quickly up
+ * and slowly down, so that one slow run is not forgotten at once. */
+void iop__estimate_add(struct iop_pool *pool, uint64_t kind, int64_t ns)
+{
+	uint64_t h = kind_hash(kind), units;
+	int64_t old = iop__estimate(pool, kind);
+
+	if (ns < 0)
+		ns = 0;
+	if (old >= 0)
+		ns = ns > old ? (old + ns) / 2 : (7 * old + ns) / 8;
+	units = (uint64_t)ns >> EST_UNIT_SHIFT;
+	if (units > EST_MAX)
+		units = EST_MAX;
+	atomic_store_explicit(&pool->est[h >> 58],
+			      (h >> 24 & 0xFFFFFFFFFFull) << 24 | units | !units,
+			      memory_order_relaxed);
+}
+
+/* @job is known to be short: cheaper to run than to wake a thread for. */
+bool iop__small(const struct iop_pool *pool, const struct iop_job *job)
+{
+	int64_t est = iop__estimate(pool, iop__job_kind(job));
+
+	return est >= 0 && est < IOP__SMALL_NS;
+}
+
+/*
+ * The job a worker would take next, if it is a plain one known to be
+ * short, taken off the queue; else NULL.  For a thread that would
+ * otherwise sleep until a worker woke up to run it.
+ */
+struct iop_job *iop__take_small_locked(struct iop_pool *pool)
+{
+	struct iop__runq *rq = &pool->runq;
+	unsigned lvl;
+	struct iop_job *job;
+
+	if (!rq->mask)
+		return NULL;
+	lvl = 31 - (unsigned)__builtin_clz(rq->mask);
+	job = iop__job_of(rq->level[lvl].head);
+	if (job->xflags || !iop__small(pool, job))
+		return NULL;
+	level_remove(rq, lvl, &job->node);
+	dequeued_locked(pool);
+	atomic_store_explicit(&job->state, IOP__RUNNING, memory_order_relaxed);
+	return job;
+}
+
 /* ---- Submitting. ---- */
 
 /*

@@ -123,7 +123,8 @@ static void run_job(struct iop_pool *pool, struct iop_job *job,
 {
 	bool timed = !(pool->flags & IOP_POOL_NO_TIMING);
 	struct iop_job *outer = iop__running;
-	struct iop__ran ran = { .op = job->req.op, .long_ns = pool->long_ns };
+	struct iop__ran ran = { .op = job->req.op, .long_ns = pool->long_ns,
+				.kind = iop__job_kind(job) };
 	ssize_t result;
 
 	if (timed) {
@@ -138,8 +139,10 @@ static void run_job(struct iop_pool *pool, struct iop_job *job,
 	result = iop__job_run(job);
 	iop__running = outer;
 	job->result = result;
-	if (timed)
+	if (timed) {
 		ran.t_end = iop__now_ns();
+		iop__estimate_add(pool, ran.kind, ran.t_end - ran.t_start);
+	}
 	*now = ran.t_end;
 	atomic_store_explicit(started, 0, memory_order_relaxed);
 	if (st) {
@@ -160,6 +163,45 @@ void iop__run_here(struct iop_pool *pool, struct iop_job *job)
 	int64_t now = 0;
 
 	run_job(pool, job, &started, NULL, &now);
+}
+
+/*
+ * Run @job on a thread that waits for results, with every signal blocked
+ * as on a worker, so that a work function sees the same conditions.
+ */
+void iop__run_helping(struct iop_pool *pool, struct iop_job *job)
+{
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	iop__run_here(pool, job);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/*
+ * The polling thread is about to sleep until a completion comes, no
+ * worker is running a job (they are asleep, or just being woken) and one
+ * job is queued: if it is known to be short, run it here instead, which
+ * is faster than waking a worker and being woken by it.  A backlog is
+ * left to the workers, which drain it better than this thread.  True if
+ * it ran one.
+ */
+bool iop__help(struct iop_pool *pool)
+{
+	struct iop_job *job = NULL;
+
+	if (pool->flags & (IOP_POOL_NO_TIMING | IOP_POOL_INLINE))
+		return false;
+	pthread_mutex_lock(&pool->lock);
+	if (pool->nrunning == 0 &&
+	    atomic_load_explicit(&pool->nqueued, memory_order_relaxed) == 1)
+		job = iop__take_small_locked(pool);
+	pthread_mutex_unlock(&pool->lock);
+	if (!job)
+		return false;
+	iop__run_helping(pool, job);
+	return true;
 }
 
 /*
@@ -239,11 +281,13 @@ static void *worker_main(void *arg)
 		atomic_store_explicit(&job->state, IOP__RUNNING,
 				      memory_order_relaxed);
 		lane = job->xflags & IOP__X_LANE ? job->x->lane : NULL;
+		pool->nrunning++;
 		pthread_mutex_unlock(&pool->lock);
 
 		run_job(pool, job, &w->started, &w->stats, &now);
 
 		pthread_mutex_lock(&pool->lock);
+		pool->nrunning--;
 		if (lane)
 			iop__lane_release_locked(pool, lane);
 	}
