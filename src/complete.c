@@ -32,6 +32,32 @@ void iop__push_done_locked(struct iop_job *job)
 	push_done(job);
 }
 
+/*
+ * For a worker ending a batch of jobs: add @job to the chain *@chain ..
+ * *@last (newest first, as pushes would leave it) instead of pushing it,
+ * if it is a plain callback job.  False if it needs iop__complete().
+ */
+bool iop__complete_into(struct iop_job *job, struct iop__node **chain,
+			struct iop__node **last)
+{
+	if ((job->xflags & IOP__X_LINKED) || !job->req.done)
+		return false;
+	atomic_store_explicit(&job->state, IOP__DONE, memory_order_relaxed);
+	job->node.next = *chain;
+	*chain = &job->node;
+	if (!*last)
+		*last = &job->node;
+	return true;
+}
+
+/* Push a chain of finished callback jobs at once: one ring at most. */
+void iop__push_chain(struct iop_pool *pool, struct iop__node *chain,
+		     struct iop__node *last)
+{
+	if (chain && !iop__stack_push_chain(&pool->done, chain, last))
+		iop__notify_signal(&pool->notify);
+}
+
 /* Called by a worker once @job->result is set. */
 void iop__complete(struct iop_job *job)
 {
@@ -165,6 +191,33 @@ int iop_poll(iop_pool *pool)
 	return n;
 }
 
+/*
+ * Wait for the doorbell up to @timeout_ms (-1: no limit).  While a worker
+ * runs a batch of short jobs (or jobs wait that it may take), look every
+ * IOP__STUCK_NS whether it is stuck in one, and if so hand the rest of its
+ * batch to other workers: nothing else would notice while this thread
+ * sleeps.
+ */
+static int wait_watching(struct iop_pool *pool, int timeout_ms)
+{
+	unsigned back;
+	int ready;
+
+	/* Jobs queued may be taken in a batch at any moment. */
+	if ((atomic_load_explicit(&pool->nsmall, memory_order_relaxed) == 0 &&
+	     atomic_load_explicit(&pool->nqueued, memory_order_relaxed) == 0) ||
+	    (timeout_ms >= 0 && (int64_t)timeout_ms * 1000000 < IOP__STUCK_NS))
+		return iop__notify_wait(&pool->notify, timeout_ms);
+	ready = iop__notify_wait_ns(&pool->notify, IOP__STUCK_NS);
+	if (ready != 0)
+		return ready;
+	pthread_mutex_lock(&pool->lock);
+	back = iop__unstick_locked(pool, iop__now_ns());
+	iop__wake_locked(pool, back);
+	pthread_mutex_unlock(&pool->lock);
+	return 0;
+}
+
 int iop_wait(iop_pool *pool, int timeout_ms)
 {
 	int64_t deadline = 0, left;
@@ -193,7 +246,7 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 				break;
 			left = (left + 999999) / 1000000;	/* round up */
 		}
-		ready = iop__notify_wait(&pool->notify, (int)left);
+		ready = wait_watching(pool, (int)left);
 		if (ready < 0) {
 			n = ready;
 			break;

@@ -33,6 +33,16 @@
  * sleep until a worker has: a cross-CPU wake-up costs microseconds.
  */
 #define IOP__SMALL_NS		20000
+/* Short jobs a worker takes at once, and their expected running time. */
+#define IOP__BATCH_MAX		64
+#define IOP__BATCH_NS		50000
+
+/*
+ * A job of a batch running longer than this is unexpectedly slow: the
+ * jobs behind it in its batch go back to the queue for other workers.
+ */
+#define IOP__STUCK_NS		200000
+
 /* Kinds of job whose running time the pool remembers (hashed). */
 #define IOP__EST_SLOTS		64
 
@@ -261,6 +271,16 @@ struct iop__worker {
 	struct iop_pool *pool;
 	pthread_t thread;
 	_Atomic int64_t started;	/* start of the job in hand, 0: none */
+	/*
+	 * A batch of short jobs taken at once (see run_batch_locked()):
+	 * batch[0..bcount) is set under the lock; the worker claims each
+	 * next one with an atomic add on bnext, and another thread that
+	 * finds the worker stuck takes the rest back with an exchange.
+	 */
+	bool small;			/* running a batch; lock */
+	unsigned bcount;		/* lock */
+	_Atomic unsigned bnext;
+	struct iop_job *batch[IOP__BATCH_MAX];
 	struct iop__stats stats;
 };
 
@@ -342,6 +362,9 @@ struct iop_pool {
 	unsigned nawaiting;		/* threads in iop_await(); lock */
 	unsigned nblocked;		/* submits waiting for room; lock */
 	unsigned nrunning;		/* jobs workers are running; lock */
+	_Atomic unsigned nsmall;	/* workers running batches of short
+					 * jobs, that will come back for
+					 * more; lock */
 	unsigned min_threads;		/* lock */
 	unsigned max_threads;		/* lock */
 	_Atomic unsigned nthreads;	/* workers alive; lock */
@@ -434,6 +457,7 @@ int iop__wake_locked(struct iop_pool *pool, unsigned n);
 void iop__run_here(struct iop_pool *pool, struct iop_job *job);
 void iop__run_helping(struct iop_pool *pool, struct iop_job *job);
 bool iop__help(struct iop_pool *pool);
+unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now);
 void iop__drain_inline(struct iop_pool *pool);
 void iop__stop_workers(struct iop_pool *pool);
 void iop__free_workers(struct iop_pool *pool);
@@ -449,6 +473,9 @@ struct iop_job *iop__take_small_locked(struct iop_pool *pool);
 void iop__publish_pending(struct iop_pool *pool);
 void iop__queue_job_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job);
+void iop__requeue_front_locked(struct iop_pool *pool, struct iop_job *job);
+unsigned iop__wakes_for_locked(struct iop_pool *pool,
+			       const struct iop_job *first, unsigned n);
 struct iop_job *iop__pick_locked(struct iop_pool *pool, int64_t *now);
 void iop__lane_release_locked(struct iop_pool *pool, struct iop_lane *lane);
 void iop__dl_add_locked(struct iop_pool *pool, struct iop_job *job);
@@ -499,6 +526,10 @@ bool iop__job_dead(const struct iop_job *job);
 
 /* complete.c */
 void iop__complete(struct iop_job *job);
+bool iop__complete_into(struct iop_job *job, struct iop__node **chain,
+			struct iop__node **last);
+void iop__push_chain(struct iop_pool *pool, struct iop__node *chain,
+		     struct iop__node *last);
 void iop__push_done_locked(struct iop_job *job);
 int iop__poll_once(struct iop_pool *pool, bool force);
 
@@ -508,6 +539,7 @@ void iop__notify_close(struct iop__notify *n);
 void iop__notify_signal(struct iop__notify *n);
 void iop__notify_drain(struct iop__notify *n, bool force);
 int iop__notify_wait(struct iop__notify *n, int timeout_ms);
+int iop__notify_wait_ns(struct iop__notify *n, int64_t timeout_ns);
 
 /* ops.c */
 ssize_t iop__job_run(struct iop_job *job);

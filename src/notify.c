@@ -83,6 +83,19 @@ void iop__notify_drain(struct iop__notify *n, bool force)
  * limit).  Returns 1 when readable, 0 on timeout, or -errno.  Interrupted
  * waits return 0 too: the caller recomputes what is left and waits again.
  */
+/* The same with a timeout in nanoseconds (>= 0). */
+int iop__notify_wait_ns(struct iop__notify *n, int64_t timeout_ns)
+{
+	struct pollfd pfd = { .fd = n->rfd, .events = POLLIN };
+	struct timespec ts = { timeout_ns / 1000000000, timeout_ns % 1000000000 };
+	int r;
+
+	r = ppoll(&pfd, 1, &ts, NULL);
+	if (r < 0)
+		return errno == EINTR ? 0 : -errno;
+	return r;
+}
+
 int iop__notify_wait(struct iop__notify *n, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = n->rfd, .events = POLLIN };

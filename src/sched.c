@@ -60,6 +60,37 @@ static void level_remove(struct iop__runq *rq, unsigned lvl,
 		rq->mask &= ~(1u << lvl);
 }
 
+/* Put @job, taken by a worker and not run, back at the front of its
+ * level.  Lock held; the caller wakes a worker. */
+void iop__requeue_front_locked(struct iop_pool *pool, struct iop_job *job)
+{
+	unsigned lvl = level_of(job);
+
+	atomic_store_explicit(&job->state, IOP__QUEUED, memory_order_relaxed);
+	iop__queue_push_front(&pool->runq.level[lvl], &job->node);
+	pool->runq.mask |= 1u << lvl;
+	iop__count(&pool->nqueued, 1);
+}
+
+/*
+ * How many workers to wake for @n jobs just queued, @first among them:
+ * none if they are short and a worker running short jobs will come back
+ * for them, one if they are short (it takes them in batches), else @n.
+ */
+unsigned iop__wakes_for_locked(struct iop_pool *pool,
+			       const struct iop_job *first, unsigned n)
+{
+	unsigned back;
+
+	if (n == 0 || first->xflags || !iop__small(pool, first))
+		return n;
+	if (pool->nsmall == 0)
+		return 1;
+	/* Unless a worker running short jobs is stuck in one. */
+	back = iop__unstick_locked(pool, iop__now_ns());
+	return back ? n + back : 0;
+}
+
 /* Take @job, QUEUED, off the run queue or its lane's backlog. */
 void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job)
 {
@@ -78,21 +109,29 @@ void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job)
 
 /*
  * The level to start from: the highest with jobs, unless a lower one has
- * been passed over IOP__AGE_SKIPS times, which then gets its turn.  Every
- * level below the one chosen that has jobs counts one more pass.
+ * been passed over IOP__AGE_SKIPS times, which then gets its turn.
  */
-static unsigned pick_level(struct iop__runq *rq)
+static unsigned peek_level(const struct iop__runq *rq)
 {
-	unsigned top = 31 - (unsigned)__builtin_clz(rq->mask);
-	unsigned lvl = top, i;
+	unsigned top = 31 - (unsigned)__builtin_clz(rq->mask), i;
 
 	if (!(rq->mask & ((1u << top) - 1)))
 		return top;		/* one level with jobs: no aging */
 	for (i = 0; i < top; i++)
-		if ((rq->mask >> i & 1) && rq->skips[i] >= IOP__AGE_SKIPS) {
-			lvl = i;
-			break;
-		}
+		if ((rq->mask >> i & 1) && rq->skips[i] >= IOP__AGE_SKIPS)
+			return i;
+	return top;
+}
+
+/* peek_level(), and every level below the one chosen that has jobs
+ * counts one more pass. */
+static unsigned pick_level(struct iop__runq *rq)
+{
+	unsigned top = 31 - (unsigned)__builtin_clz(rq->mask);
+	unsigned lvl = peek_level(rq), i;
+
+	if (lvl == top && !(rq->mask & ((1u << top) - 1)))
+		return top;
 	for (i = 0; i < lvl; i++)
 		if (rq->mask >> i & 1)
 			rq->skips[i]++;
@@ -313,10 +352,11 @@ struct iop_job *iop__take_small_locked(struct iop_pool *pool)
 
 	if (!rq->mask)
 		return NULL;
-	lvl = 31 - (unsigned)__builtin_clz(rq->mask);
+	lvl = peek_level(rq);
 	job = iop__job_of(rq->level[lvl].head);
 	if (job->xflags || !iop__small(pool, job))
 		return NULL;
+	pick_level(rq);			/* the same level, counted */
 	level_remove(rq, lvl, &job->node);
 	dequeued_locked(pool);
 	atomic_store_explicit(&job->state, IOP__RUNNING, memory_order_relaxed);
@@ -514,7 +554,7 @@ static iop_job *submit_direct(struct iop_pool *pool,
 	job->t_queued = t;
 	iop__queue_job_locked(pool, job);
 	iop__count(&pool->nsubmitted, 1);
-	err = -iop__wake_locked(pool, 1);
+	err = -iop__wake_locked(pool, iop__wakes_for_locked(pool, job, 1));
 	if (err && atomic_load_explicit(&pool->nthreads,
 					memory_order_relaxed) == 0 &&
 	    !(pool->flags & IOP_POOL_INLINE)) {
@@ -581,9 +621,11 @@ static void hand_over(struct iop_pool *pool, struct iop__queue *held,
 		      unsigned n)
 {
 	int64_t t = timing(pool) ? iop__now_ns() : 0;
+	const struct iop_job *first = iop__job_of(held->head);
 
 	pthread_mutex_lock(&pool->lock);
 	iop__count(&pool->nsubmitted, n);
+	n = iop__wakes_for_locked(pool, first, n);
 	iop__handover_locked(pool, held, t);
 	iop__wake_locked(pool, n);
 	pthread_mutex_unlock(&pool->lock);

@@ -93,7 +93,7 @@ int iop__wake_locked(struct iop_pool *pool, unsigned n)
 	unsigned nthreads;
 	int err = 0;
 
-	if (pool->flags & IOP_POOL_INLINE)
+	if (pool->flags & IOP_POOL_INLINE || n == 0)
 		return 0;
 	while (n-- > 0 && pool->nwakeups < pool->nidle) {
 		pool->nwakeups++;
@@ -119,7 +119,8 @@ int iop__wake_locked(struct iop_pool *pool, unsigned n)
  */
 static void run_job(struct iop_pool *pool, struct iop_job *job,
 		    _Atomic int64_t *started, struct iop__stats *st,
-		    int64_t *now)
+		    int64_t *now, struct iop__node **chain,
+		    struct iop__node **last)
 {
 	bool timed = !(pool->flags & IOP_POOL_NO_TIMING);
 	struct iop_job *outer = iop__running;
@@ -153,7 +154,8 @@ static void run_job(struct iop_pool *pool, struct iop_job *job,
 		iop__stats_ran(&pool->inline_stats, &ran, result);
 		pthread_mutex_unlock(&pool->lock);
 	}
-	iop__complete(job);
+	if (!chain || !iop__complete_into(job, chain, last))
+		iop__complete(job);
 }
 
 /* Run @job (not queued, RUNNING) on the calling thread, not a worker. */
@@ -162,7 +164,7 @@ void iop__run_here(struct iop_pool *pool, struct iop_job *job)
 	_Atomic int64_t started;
 	int64_t now = 0;
 
-	run_job(pool, job, &started, NULL, &now);
+	run_job(pool, job, &started, NULL, &now, NULL, NULL);
 }
 
 /*
@@ -254,6 +256,79 @@ static void exit_locked(struct iop_pool *pool, struct iop__worker *w)
 		pthread_cond_broadcast(&pool->exit_cond);
 }
 
+/*
+ * @first is short: take more short jobs queued behind it, up to about
+ * IOP__BATCH_NS of expected work, run them all with the lock dropped and
+ * hand their completions back as one chain.  One worker drains a backlog
+ * of tiny jobs this way while the others sleep, with one lock round trip
+ * and at most one ring per batch.  The jobs stay claimable: if one of
+ * them runs unexpectedly long, iop__unstick_locked() puts the rest back
+ * in the queue for other workers.  Called and returns with the lock held.
+ */
+static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
+			     int64_t *now)
+{
+	struct iop_pool *pool = w->pool;
+	struct iop__node *chain = NULL, *last = NULL;
+	int64_t budget = iop__estimate(pool, iop__job_kind(first));
+	struct iop_job *job;
+	unsigned n = 1, i;
+
+	w->batch[0] = first;
+	while (n < IOP__BATCH_MAX && budget < IOP__BATCH_NS &&
+	       (job = iop__take_small_locked(pool))) {
+		w->batch[n++] = job;
+		budget += iop__estimate(pool, iop__job_kind(job));
+	}
+	w->bcount = n;
+	atomic_store_explicit(&w->bnext, 1, memory_order_relaxed);
+	w->small = true;
+	atomic_store_explicit(&pool->nsmall, pool->nsmall + 1,
+			      memory_order_relaxed);
+	pool->nrunning++;
+	pthread_mutex_unlock(&pool->lock);
+
+	for (i = 0; i < n;
+	     i = atomic_fetch_add_explicit(&w->bnext, 1, memory_order_relaxed))
+		run_job(pool, w->batch[i], &w->started, &w->stats, now,
+			&chain, &last);
+	iop__push_chain(pool, chain, last);
+
+	pthread_mutex_lock(&pool->lock);
+	w->small = false;
+	atomic_store_explicit(&pool->nsmall, pool->nsmall - 1,
+			      memory_order_relaxed);
+	pool->nrunning--;
+}
+
+/*
+ * Give the rest of any batch whose worker has been on one job for longer
+ * than IOP__STUCK_NS back to the queue.  Returns how many jobs went back
+ * (the caller wakes workers for them).  Lock held.
+ */
+unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now)
+{
+	struct iop__worker *w;
+	int64_t started;
+	unsigned from, back = 0;
+
+	for (w = pool->workers; w; w = w->next) {
+		if (!w->small)
+			continue;
+		started = atomic_load_explicit(&w->started,
+					       memory_order_relaxed);
+		if (started <= 0 || now - started < IOP__STUCK_NS)
+			continue;
+		from = atomic_exchange_explicit(&w->bnext, w->bcount,
+						memory_order_relaxed);
+		while (from < w->bcount) {
+			iop__requeue_front_locked(pool, w->batch[--w->bcount]);
+			back++;
+		}
+	}
+	return back;
+}
+
 static void *worker_main(void *arg)
 {
 	struct iop__worker *w = arg;
@@ -280,11 +355,15 @@ static void *worker_main(void *arg)
 		}
 		atomic_store_explicit(&job->state, IOP__RUNNING,
 				      memory_order_relaxed);
+		if (iop__small(pool, job) && !job->xflags) {
+			run_batch_locked(w, job, &now);
+			continue;
+		}
 		lane = job->xflags & IOP__X_LANE ? job->x->lane : NULL;
 		pool->nrunning++;
 		pthread_mutex_unlock(&pool->lock);
 
-		run_job(pool, job, &w->started, &w->stats, &now);
+		run_job(pool, job, &w->started, &w->stats, &now, NULL, NULL);
 
 		pthread_mutex_lock(&pool->lock);
 		pool->nrunning--;

@@ -865,6 +865,113 @@ START_TEST(test_setters_errors)
 }
 END_TEST
 
+
+/* ---- Fairness: short jobs are not held back behind a long one. ---- */
+
+/* A job that is quick, or blocks on a gate when @block is set. */
+struct quick {
+	struct gate *gate;
+	bool block;
+	atomic_int *ran;	/* quick runs */
+};
+
+static ssize_t quick_work(void *ctx)
+{
+	struct quick *q = ctx;
+
+	if (q->block)
+		gate_wait(q->gate);
+	else
+		atomic_fetch_add(q->ran, 1);
+	return 0;
+}
+
+/* Another function, for a long job the pool has not seen be short. */
+static ssize_t long_work(void *ctx)
+{
+	return quick_work(ctx);
+}
+
+static void count_done(iop_job *job, ssize_t result, void *arg)
+{
+	(void)job;
+	(void)result;
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/* Run @n quick jobs so that the pool learns they are short. */
+static void teach_short(iop_pool *pool, struct quick *q, atomic_int *done,
+			int n)
+{
+	int base = atomic_load(done);
+
+	for (int i = 0; i < n; i++)
+		ck_assert_ptr_nonnull(iop_call(pool, quick_work, q,
+					       count_done, done));
+	drain_until(pool, done, base + n);
+}
+
+/*
+ * A long job runs on one worker; short jobs submitted behind it all
+ * finish on the other workers while it still runs.
+ */
+START_TEST(test_long_job_does_not_hold_back_short_ones)
+{
+	enum { N = 200 };
+	iop_pool *pool = pool_new(4);
+	struct gate g;
+	atomic_int ran = 0, done = 0, long_done = 0;
+	struct quick q = { .gate = &g, .ran = &ran };
+	struct quick slow = { .gate = &g, .block = true, .ran = &ran };
+
+	gate_init(&g);
+	teach_short(pool, &q, &done, 100);
+	ck_assert_ptr_nonnull(iop_call(pool, long_work, &slow, count_done,
+				       &long_done));
+	for (int i = 0; i < N; i++)
+		ck_assert_ptr_nonnull(iop_call(pool, quick_work, &q,
+					       count_done, &done));
+	drain_until(pool, &done, 100 + N);	/* the gate is still shut */
+	ck_assert_int_eq(load_int(&long_done), 0);
+	gate_open(&g);
+	drain_until(pool, &long_done, 1);
+	iop_pool_destroy(pool);
+	gate_destroy(&g);
+}
+END_TEST
+
+/*
+ * A job of a kind known to be short that blocks after all, taken by a
+ * worker together with short jobs behind it: those go back to the queue
+ * and finish on other workers while it still blocks.
+ */
+START_TEST(test_stuck_batch_gives_back_short_jobs)
+{
+	enum { N = 60 };
+	iop_pool *pool = pool_new(4);
+	struct gate g;
+	atomic_int ran = 0, done = 0;
+	struct quick q = { .gate = &g, .ran = &ran };
+	struct quick stuck = { .gate = &g, .block = true, .ran = &ran };
+
+	gate_init(&g);
+	teach_short(pool, &q, &done, 200);
+	ck_assert_int_eq(iop_batch_begin(pool), 0);
+	ck_assert_ptr_nonnull(iop_call(pool, quick_work, &stuck, count_done,
+				       &done));
+	for (int i = 0; i < N; i++)
+		ck_assert_ptr_nonnull(iop_call(pool, quick_work, &q,
+					       count_done, &done));
+	ck_assert_int_eq(iop_batch_end(pool), N + 1);
+	drain_until(pool, &done, 200 + N);	/* the gate is still shut */
+	ck_assert_int_eq(load_int(&ran), 200 + N);
+	gate_open(&g);
+	drain_until(pool, &done, 200 + N + 1);
+	iop_pool_destroy(pool);
+	gate_destroy(&g);
+}
+END_TEST
+
 static Suite *sched_suite(void)
 {
 	Suite *s = suite_create("sched");
@@ -889,6 +996,11 @@ static Suite *sched_suite(void)
 	tcase_add_test(tc, test_deadline_chain_head_times_out);
 	tcase_add_test(tc, test_deadline_mid_chain);
 	tcase_add_test(tc, test_deadline_expires_in_lane);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("fairness");
+	tcase_add_test(tc, test_long_job_does_not_hold_back_short_ones);
+	tcase_add_test(tc, test_stuck_batch_gives_back_short_jobs);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("setters");
