@@ -310,7 +310,7 @@ unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now)
 {
 	struct iop__worker *w;
 	int64_t started;
-	unsigned from, back = 0;
+	unsigned from, i, back = 0;
 
 	for (w = pool->workers; w; w = w->next) {
 		if (!w->small)
@@ -319,10 +319,12 @@ unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now)
 					       memory_order_relaxed);
 		if (started <= 0 || now - started < IOP__STUCK_NS)
 			continue;
-		from = atomic_exchange_explicit(&w->bnext, w->bcount,
+		/* Any value >= IOP__BATCH_MAX stops the worker, and never
+		 * lets it claim a job twice, however often this runs. */
+		from = atomic_exchange_explicit(&w->bnext, IOP__BATCH_MAX,
 						memory_order_relaxed);
-		while (from < w->bcount) {
-			iop__requeue_front_locked(pool, w->batch[--w->bcount]);
+		for (i = w->bcount; i > from; i--) {
+			iop__requeue_front_locked(pool, w->batch[i - 1]);
 			back++;
 		}
 	}
