@@ -32,32 +32,6 @@ void iop__push_done_locked(struct iop_job *job)
 	push_done(job);
 }
 
-/*
- * For a worker ending a batch of jobs: add @job to the chain *@chain ..
- * *@last (newest first, as pushes would leave it) instead of pushing it,
- * if it is a plain callback job.  False if it needs iop__complete().
- */
-bool iop__complete_into(struct iop_job *job, struct iop__node **chain,
-			struct iop__node **last)
-{
-	if ((job->xflags & IOP__X_LINKED) || !job->req.done)
-		return false;
-	atomic_store_explicit(&job->state, IOP__DONE, memory_order_relaxed);
-	job->node.next = *chain;
-	*chain = &job->node;
-	if (!*last)
-		*last = &job->node;
-	return true;
-}
-
-/* Push a chain of finished callback jobs at once: one ring at most. */
-void iop__push_chain(struct iop_pool *pool, struct iop__node *chain,
-		     struct iop__node *last)
-{
-	if (chain && !iop__stack_push_chain(&pool->done, chain, last))
-		iop__notify_signal(&pool->notify);
-}
-
 /* Called by a worker once @job->result is set. */
 void iop__complete(struct iop_job *job)
 {

@@ -250,6 +250,8 @@ struct iop_lane {
 struct iop__runq {
 	struct iop__queue level[IOP__LEVELS];
 	unsigned mask;			/* bit i: level[i] not empty */
+	_Atomic unsigned pub;		/* a copy of mask, for a worker
+					 * running a batch without the lock */
 	unsigned skips[IOP__LEVELS];	/* starts that passed a level over */
 };
 
@@ -361,7 +363,9 @@ struct iop_pool {
 	unsigned nwakeups;		/* signals sent, not yet taken; lock */
 	unsigned nawaiting;		/* threads in iop_await(); lock */
 	unsigned nblocked;		/* submits waiting for room; lock */
-	unsigned nrunning;		/* jobs workers are running; lock */
+	unsigned nrunning;		/* workers running jobs; lock */
+	bool watching;			/* an idle worker watches batches;
+					 * lock */
 	_Atomic unsigned nsmall;	/* workers running batches of short
 					 * jobs, that will come back for
 					 * more; lock */
@@ -469,7 +473,8 @@ uint64_t iop__job_kind(const struct iop_job *job);
 int64_t iop__estimate(const struct iop_pool *pool, uint64_t kind);
 void iop__estimate_add(struct iop_pool *pool, uint64_t kind, int64_t ns);
 bool iop__small(const struct iop_pool *pool, const struct iop_job *job);
-struct iop_job *iop__take_small_locked(struct iop_pool *pool);
+struct iop_job *iop__take_small_locked(struct iop_pool *pool,
+				       const struct iop_job *want);
 void iop__publish_pending(struct iop_pool *pool);
 void iop__queue_job_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job);
@@ -526,10 +531,6 @@ bool iop__job_dead(const struct iop_job *job);
 
 /* complete.c */
 void iop__complete(struct iop_job *job);
-bool iop__complete_into(struct iop_job *job, struct iop__node **chain,
-			struct iop__node **last);
-void iop__push_chain(struct iop_pool *pool, struct iop__node *chain,
-		     struct iop__node *last);
 void iop__push_done_locked(struct iop_job *job);
 int iop__poll_once(struct iop_pool *pool, bool force);
 

@@ -491,8 +491,9 @@ static int await_locked(struct iop_job *job, const struct timespec *deadline,
 }
 
 /*
- * The future is still queued and known to be short: run it here, now,
- * rather than sleep until a worker has (see iop__help()).
+ * The future is the next job to run, no worker is running one, and it is
+ * known to be short: run it here, now, rather than sleep until a worker
+ * has (see iop__help()).
  */
 static void help_future(struct iop_job *job)
 {
@@ -503,13 +504,8 @@ static void help_future(struct iop_job *job)
 		return;
 	pthread_mutex_lock(&pool->lock);
 	take = atomic_load_explicit(&job->state, memory_order_relaxed) ==
-	       IOP__QUEUED && !job->xflags && pool->nrunning == 0 &&
-	       iop__small(pool, job);
-	if (take) {
-		iop__unqueue_locked(pool, job);
-		atomic_store_explicit(&job->state, IOP__RUNNING,
-				      memory_order_relaxed);
-	}
+	       IOP__QUEUED && pool->nrunning == 0 &&
+	       iop__take_small_locked(pool, job);
 	pthread_mutex_unlock(&pool->lock);
 	if (take)
 		iop__run_helping(pool, job);

@@ -49,19 +49,21 @@ void iop__notify_signal(struct iop__notify *n)
 	uint64_t one = 1;
 	ssize_t r;
 
+	atomic_store_explicit(&n->rung, true, memory_order_release);
 	do
 		r = write(n->wfd, &one, n->wfd == n->rfd ? sizeof(one) : 1);
 	while (r < 0 && errno == EINTR);
-	atomic_store_explicit(&n->rung, true, memory_order_release);
 }
 
 /*
  * Make the descriptor unreadable again.  One read empties an eventfd.
  * Without @force the read is skipped when no write was announced since
  * the last drain: iop_wait() takes ready completions with no system call
- * at all.  A write not announced yet is read by a later drain (every
- * write is followed by its announcement), and until then the descriptor
- * is merely readable with nothing new, which its contract allows.
+ * at all.  Each write is announced just before it is made, so a drain
+ * that sees the announcement may still find nothing to read, and the
+ * write lands after it; the descriptor is then readable with nothing new,
+ * which its contract allows, until the next forced drain (iop_poll(), or
+ * iop_wait() after its descriptor woke it).
  */
 void iop__notify_drain(struct iop__notify *n, bool force)
 {

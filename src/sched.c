@@ -29,6 +29,12 @@ int64_t iop__now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static void set_mask(struct iop__runq *rq, unsigned mask)
+{
+	rq->mask = mask;
+	atomic_store_explicit(&rq->pub, mask, memory_order_relaxed);
+}
+
 static unsigned level_of(const struct iop_job *job)
 {
 	return (unsigned)(job->prio - IOP_PRIO_MIN);
@@ -40,7 +46,7 @@ void iop__queue_job_locked(struct iop_pool *pool, struct iop_job *job)
 
 	atomic_store_explicit(&job->state, IOP__QUEUED, memory_order_relaxed);
 	iop__queue_push(&pool->runq.level[lvl], &job->node);
-	pool->runq.mask |= 1u << lvl;
+	set_mask(&pool->runq, pool->runq.mask | 1u << lvl);
 	iop__count(&pool->nqueued, 1);
 }
 
@@ -57,7 +63,7 @@ static void level_remove(struct iop__runq *rq, unsigned lvl,
 {
 	iop__queue_remove(&rq->level[lvl], n);
 	if (iop__queue_empty(&rq->level[lvl]))
-		rq->mask &= ~(1u << lvl);
+		set_mask(rq, rq->mask & ~(1u << lvl));
 }
 
 /* Put @job, taken by a worker and not run, back at the front of its
@@ -68,7 +74,7 @@ void iop__requeue_front_locked(struct iop_pool *pool, struct iop_job *job)
 
 	atomic_store_explicit(&job->state, IOP__QUEUED, memory_order_relaxed);
 	iop__queue_push_front(&pool->runq.level[lvl], &job->node);
-	pool->runq.mask |= 1u << lvl;
+	set_mask(&pool->runq, pool->runq.mask | 1u << lvl);
 	iop__count(&pool->nqueued, 1);
 }
 
@@ -228,7 +234,7 @@ static void readmit_locked(struct iop_pool *pool, struct iop_lane *lane)
 		lane->readmitted++;
 		lvl = level_of(job);
 		iop__queue_push(&pool->runq.level[lvl], node);
-		pool->runq.mask |= 1u << lvl;
+		set_mask(&pool->runq, pool->runq.mask | 1u << lvl);
 		moved++;
 	}
 	if (moved)
@@ -341,10 +347,13 @@ bool iop__small(const struct iop_pool *pool, const struct iop_job *job)
 
 /*
  * The job a worker would take next, if it is a plain one known to be
- * short, taken off the queue; else NULL.  For a thread that would
- * otherwise sleep until a worker woke up to run it.
+ * short (and @want, unless that is NULL), taken off the queue; else NULL.
+ * For a worker filling a batch, and for a thread that would otherwise
+ * sleep until a worker woke up to run it: taking only the next job keeps
+ * the queue's order.
  */
-struct iop_job *iop__take_small_locked(struct iop_pool *pool)
+struct iop_job *iop__take_small_locked(struct iop_pool *pool,
+				       const struct iop_job *want)
 {
 	struct iop__runq *rq = &pool->runq;
 	unsigned lvl;
@@ -354,7 +363,7 @@ struct iop_job *iop__take_small_locked(struct iop_pool *pool)
 		return NULL;
 	lvl = peek_level(rq);
 	job = iop__job_of(rq->level[lvl].head);
-	if (job->xflags || !iop__small(pool, job))
+	if ((want && job != want) || job->xflags || !iop__small(pool, job))
 		return NULL;
 	pick_level(rq);			/* the same level, counted */
 	level_remove(rq, lvl, &job->node);

@@ -93,7 +93,7 @@ int iop__wake_locked(struct iop_pool *pool, unsigned n)
 	unsigned nthreads;
 	int err = 0;
 
-	if (pool->flags & IOP_POOL_INLINE || n == 0)
+	if (pool->flags & IOP_POOL_INLINE)
 		return 0;
 	while (n-- > 0 && pool->nwakeups < pool->nidle) {
 		pool->nwakeups++;
@@ -119,8 +119,7 @@ int iop__wake_locked(struct iop_pool *pool, unsigned n)
  */
 static void run_job(struct iop_pool *pool, struct iop_job *job,
 		    _Atomic int64_t *started, struct iop__stats *st,
-		    int64_t *now, struct iop__node **chain,
-		    struct iop__node **last)
+		    int64_t *now)
 {
 	bool timed = !(pool->flags & IOP_POOL_NO_TIMING);
 	struct iop_job *outer = iop__running;
@@ -154,8 +153,7 @@ static void run_job(struct iop_pool *pool, struct iop_job *job,
 		iop__stats_ran(&pool->inline_stats, &ran, result);
 		pthread_mutex_unlock(&pool->lock);
 	}
-	if (!chain || !iop__complete_into(job, chain, last))
-		iop__complete(job);
+	iop__complete(job);
 }
 
 /* Run @job (not queued, RUNNING) on the calling thread, not a worker. */
@@ -164,7 +162,7 @@ void iop__run_here(struct iop_pool *pool, struct iop_job *job)
 	_Atomic int64_t started;
 	int64_t now = 0;
 
-	run_job(pool, job, &started, NULL, &now, NULL, NULL);
+	run_job(pool, job, &started, NULL, &now);
 }
 
 /*
@@ -198,7 +196,7 @@ bool iop__help(struct iop_pool *pool)
 	pthread_mutex_lock(&pool->lock);
 	if (pool->nrunning == 0 &&
 	    atomic_load_explicit(&pool->nqueued, memory_order_relaxed) == 1)
-		job = iop__take_small_locked(pool);
+		job = iop__take_small_locked(pool, NULL);
 	pthread_mutex_unlock(&pool->lock);
 	if (!job)
 		return false;
@@ -218,6 +216,24 @@ static bool idle_wait_locked(struct iop_pool *pool)
 	int64_t deadline;
 	int err = 0;
 
+	/* One idle worker keeps watch over running batches. */
+	if (pool->nsmall > 0 && !pool->watching) {
+		pool->watching = true;
+		deadline = iop__now_ns() + IOP__STUCK_NS;
+		ts.tv_sec = deadline / 1000000000;
+		ts.tv_nsec = deadline % 1000000000;
+		pool->nidle++;
+		err = pthread_cond_timedwait(&pool->work_cond, &pool->lock,
+					     &ts);
+		pool->nidle--;
+		if (pool->nwakeups > 0)
+			pool->nwakeups--;
+		pool->watching = false;
+		if (err == ETIMEDOUT)
+			iop__wake_locked(pool, iop__unstick_locked(
+				pool, iop__now_ns()));
+		return true;
+	}
 	pool->nidle++;
 	if (timed) {
 		deadline = iop__now_ns() + pool->idle_ns;
@@ -258,25 +274,26 @@ static void exit_locked(struct iop_pool *pool, struct iop__worker *w)
 
 /*
  * @first is short: take more short jobs queued behind it, up to about
- * IOP__BATCH_NS of expected work, run them all with the lock dropped and
- * hand their completions back as one chain.  One worker drains a backlog
- * of tiny jobs this way while the others sleep, with one lock round trip
- * and at most one ring per batch.  The jobs stay claimable: if one of
- * them runs unexpectedly long, iop__unstick_locked() puts the rest back
- * in the queue for other workers.  Called and returns with the lock held.
+ * IOP__BATCH_NS of expected work, and run them all with the lock dropped.
+ * One worker drains a backlog of tiny jobs this way while the others
+ * sleep, with one lock round trip per batch.  The jobs stay claimable: if
+ * one of them runs unexpectedly long, iop__unstick_locked() (called by an
+ * idle worker keeping watch, a submit or a waiting poller) puts the rest
+ * back in the queue for other workers.  Called and returns with the lock
+ * held.
  */
 static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 			     int64_t *now)
 {
 	struct iop_pool *pool = w->pool;
-	struct iop__node *chain = NULL, *last = NULL;
 	int64_t budget = iop__estimate(pool, iop__job_kind(first));
+	unsigned level = 1u << (first->prio - IOP_PRIO_MIN);
 	struct iop_job *job;
 	unsigned n = 1, i;
 
 	w->batch[0] = first;
 	while (n < IOP__BATCH_MAX && budget < IOP__BATCH_NS &&
-	       (job = iop__take_small_locked(pool))) {
+	       (job = iop__take_small_locked(pool, NULL))) {
 		w->batch[n++] = job;
 		budget += iop__estimate(pool, iop__job_kind(job));
 	}
@@ -289,12 +306,22 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 	pthread_mutex_unlock(&pool->lock);
 
 	for (i = 0; i < n;
-	     i = atomic_fetch_add_explicit(&w->bnext, 1, memory_order_relaxed))
-		run_job(pool, w->batch[i], &w->started, &w->stats, now,
-			&chain, &last);
-	iop__push_chain(pool, chain, last);
+	     i = atomic_fetch_add_explicit(&w->bnext, 1, memory_order_relaxed)) {
+		run_job(pool, w->batch[i], &w->started, &w->stats, now);
+		/* Jobs queued at another priority: stop and let the queue
+		 * order them with the rest of this batch. */
+		if (atomic_load_explicit(&pool->runq.pub,
+					 memory_order_relaxed) & ~level)
+			break;
+	}
 
 	pthread_mutex_lock(&pool->lock);
+	if (i < n) {
+		i = atomic_exchange_explicit(&w->bnext, IOP__BATCH_MAX,
+					     memory_order_relaxed);
+		while (n > i)
+			iop__requeue_front_locked(pool, w->batch[--n]);
+	}
 	w->small = false;
 	atomic_store_explicit(&pool->nsmall, pool->nsmall - 1,
 			      memory_order_relaxed);
@@ -365,7 +392,7 @@ static void *worker_main(void *arg)
 		pool->nrunning++;
 		pthread_mutex_unlock(&pool->lock);
 
-		run_job(pool, job, &w->started, &w->stats, &now, NULL, NULL);
+		run_job(pool, job, &w->started, &w->stats, &now);
 
 		pthread_mutex_lock(&pool->lock);
 		pool->nrunning--;
