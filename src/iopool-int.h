@@ -26,6 +26,8 @@
 #define IOP__NOWAIT_FDS		64
 /* Reads a descriptor skips the attempt for, after one that missed. */
 #define IOP__NOWAIT_SKIP	32
+/* Reads after which a descriptor's open flags are looked at again. */
+#define IOP__NOWAIT_RECHECK	256
 
 /*
  * How long a job may be expected to run (from what jobs of the same kind
@@ -389,8 +391,8 @@ struct iop_pool {
 	_Atomic uint64_t est[IOP__EST_SLOTS];
 	/* Reads served at submit (iop__read_now()); atomic adds. */
 	_Atomic uint64_t nread_now;
-	/* Per descriptor (hashed): reads to submit without trying first. */
-	_Atomic unsigned char nowait_skip[IOP__NOWAIT_FDS];
+	/* Per descriptor (hashed), what iop__read_now() knows; sched.c. */
+	_Atomic uint64_t nowait[IOP__NOWAIT_FDS];
 	pthread_mutex_t stats_lock;	/* workers list, retired */
 	struct iop__stats retired;	/* of exited workers; stats_lock */
 	struct iop__stats inline_stats;	/* jobs run outside workers; lock */

@@ -16,6 +16,7 @@
 #include "iopool-int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -499,37 +500,86 @@ static iop_job *overflow(struct iop_pool *pool, const struct iop__req *req,
 	return NULL;
 }
 
+#if defined(HAVE_PREADV2) && HAVE_DECL_RWF_NOWAIT
+/*
+ * What iop__read_now() remembers per descriptor, in one word so that
+ * threads reading it concurrently never see half an update: the
+ * descriptor (a slot is shared by numbers with the same hash), whether it
+ * is O_DIRECT (RWF_NOWAIT does not keep such a read from waiting for the
+ * device), reads left before its flags are looked at again (a number can
+ * be closed and reused), and reads left to skip after a miss.
+ */
+#define NW_FD(w)	((int)(uint32_t)(w))
+#define NW_DIRECT	((uint64_t)1 << 32)
+#define NW_CHECKS(w)	((unsigned)((w) >> 33 & 0xFFFF))
+#define NW_SKIP(w)	((unsigned)((w) >> 49 & 0xFF))
+#define NW_MAKE(fd, direct, checks, skip)				\
+	((uint64_t)(uint32_t)(fd) | ((direct) ? NW_DIRECT : 0) |	\
+	 (uint64_t)(checks) << 33 | (uint64_t)(skip) << 49)
+
+/* Whether to try @fd at submit now, keeping what was learnt up to date. */
+static bool nowait_worth(_Atomic uint64_t *slot, int fd)
+{
+	uint64_t w = atomic_load_explicit(slot, memory_order_relaxed);
+	bool direct;
+	int flags;
+
+	if (w == 0 || NW_FD(w) != fd || NW_CHECKS(w) == 0) {
+		flags = fcntl(fd, F_GETFL);
+		direct = flags >= 0 && (flags & O_DIRECT);
+		w = NW_MAKE(fd, direct, IOP__NOWAIT_RECHECK, 0);
+	}
+	direct = w & NW_DIRECT;
+	if (NW_SKIP(w) || direct) {
+		w = NW_MAKE(fd, direct, NW_CHECKS(w) - 1,
+			    NW_SKIP(w) ? NW_SKIP(w) - 1 : 0);
+		atomic_store_explicit(slot, w, memory_order_relaxed);
+		return false;
+	}
+	atomic_store_explicit(slot, NW_MAKE(fd, false, NW_CHECKS(w) - 1, 0),
+			      memory_order_relaxed);
+	return true;
+}
+
+/* A read on @fd missed the page cache: skip the next few attempts. */
+static void nowait_missed(_Atomic uint64_t *slot, int fd)
+{
+	uint64_t w = atomic_load_explicit(slot, memory_order_relaxed);
+
+	if (NW_FD(w) == fd)
+		atomic_store_explicit(slot, NW_MAKE(fd, false, NW_CHECKS(w),
+						    IOP__NOWAIT_SKIP),
+				      memory_order_relaxed);
+}
+#endif
+
 /*
  * A read the page cache can serve right now: preadv2(RWF_NOWAIT) on the
  * submitting thread, so that a cached read costs no hand-off at all (on
  * two cores a hand-off costs several times the read).  Returns the job,
  * already ended and on its way to the callback like any other, or NULL
  * to submit the read the usual way: a miss (EAGAIN), a short read, any
- * error (the worker will see it again and report it), a held batch, a
- * descriptor that missed recently, or no preadv2 here.
+ * error (the worker will see it again and report it), an O_DIRECT
+ * descriptor, a held batch, a descriptor that missed recently, or no
+ * preadv2 here.
  */
 iop_job *iop__read_now(struct iop_pool *pool, const struct iop__req *req)
 {
 #if defined(HAVE_PREADV2) && HAVE_DECL_RWF_NOWAIT
-	_Atomic unsigned char *skip =
-		&pool->nowait_skip[(unsigned)req->fd % IOP__NOWAIT_FDS];
+	_Atomic uint64_t *slot =
+		&pool->nowait[(unsigned)req->fd % IOP__NOWAIT_FDS];
 	struct iovec iov = { req->u.rw.buf, req->u.rw.len };
-	unsigned char left = atomic_load_explicit(skip, memory_order_relaxed);
 	struct iop_job *job;
 	ssize_t r;
 
 	if (iop__batch.pool == pool || pool->max_queued ||
-	    atomic_load_explicit(&pool->forked, memory_order_relaxed))
+	    atomic_load_explicit(&pool->forked, memory_order_relaxed) ||
+	    !nowait_worth(slot, req->fd))
 		return NULL;
-	if (left) {
-		atomic_store_explicit(skip, left - 1, memory_order_relaxed);
-		return NULL;
-	}
 	r = preadv2(req->fd, &iov, 1, (off_t)req->u.rw.offset, RWF_NOWAIT);
 	if (r != (ssize_t)req->u.rw.len && r != 0) {
 		if (r < 0 && errno == EAGAIN)
-			atomic_store_explicit(skip, IOP__NOWAIT_SKIP,
-					      memory_order_relaxed);
+			nowait_missed(slot, req->fd);
 		return NULL;
 	}
 	job = enqueue(pool, NULL, req, IOP__RUNNING, false);
