@@ -63,13 +63,15 @@ typedef void iop_done_fn(iop_job *job, ssize_t result, void *arg);
 /*
  * A work function for iop_call().  It runs with every signal blocked, on
  * a worker thread, or on a thread that waits for it: when the pool has
- * seen calls of the same function take under 20 microseconds, a thread
- * about to sleep in iop_wait() or iop_await() until a worker has run the
- * queued call runs it itself, since a wake-up costs more than the call
- * (functions that block are never run there: they are not short).  Its
- * return value becomes the job's result (by convention >= 0, or a
- * negative errno value).  A long one can check iop_cancel_requested() now
- * and then and give up early.
+ * seen calls of the same function take under 20 microseconds, and no
+ * worker is busy, a thread about to sleep in iop_wait() or iop_await()
+ * until a worker has run the one queued call runs it itself, since a
+ * wake-up costs more than the call.  So a work function must not wait
+ * for something the waiting thread would do only after its wait (as it
+ * must not wait for anything a callback does); pools created with
+ * IOP_POOL_WORKERS_ONLY never do this.  Its return value becomes the
+ * job's result (by convention >= 0, or a negative errno value).  A long
+ * one can check iop_cancel_requested() now and then and give up early.
  */
 typedef ssize_t iop_work_fn(void *ctx);
 
@@ -175,10 +177,15 @@ enum {
  *   or where threads are not allowed (Samba's pthreadpool does this).
  *   threads and min_threads must be 0.
  * IOP_POOL_NO_TIMING: do not read the clock per job, so iop_pool_stats()
- *   has counters but empty histograms and no long-running figures.
+ *   has counters but empty histograms and no long-running figures.  The
+ *   pool then also cannot tell short jobs from long ones: no batches, and
+ *   no job runs on a waiting thread (see iop_work_fn).
+ * IOP_POOL_WORKERS_ONLY: work functions run on worker threads only, never
+ *   on a thread waiting in iop_wait() or iop_await() (see iop_work_fn).
  */
 #define IOP_POOL_INLINE		1u
 #define IOP_POOL_NO_TIMING	2u
+#define IOP_POOL_WORKERS_ONLY	4u
 
 /*
  * Create a pool and start its min_threads worker threads.  @opts NULL, or

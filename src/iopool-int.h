@@ -396,6 +396,7 @@ struct iop_pool {
 	pthread_mutex_t stats_lock;	/* workers list, retired */
 	struct iop__stats retired;	/* of exited workers; stats_lock */
 	struct iop__stats inline_stats;	/* jobs run outside workers; lock */
+	struct iop__stats poller_stats;	/* jobs the polling thread ran */
 
 	struct iop__stack done;		/* finished callback jobs */
 	struct iop__stack freed;	/* released jobs, for reuse */

@@ -500,7 +500,8 @@ static void help_future(struct iop_job *job)
 	struct iop_pool *pool = iop__job_pool(job);
 	bool take;
 
-	if (pool->flags & (IOP_POOL_NO_TIMING | IOP_POOL_INLINE))
+	if (pool->flags & (IOP_POOL_NO_TIMING | IOP_POOL_INLINE |
+			   IOP_POOL_WORKERS_ONLY))
 		return;
 	pthread_mutex_lock(&pool->lock);
 	take = atomic_load_explicit(&job->state, memory_order_relaxed) ==

@@ -151,7 +151,8 @@ static int check_options(const struct iop_options *o)
 		return -EINVAL;
 	if (o->overflow < IOP_OVERFLOW_FAIL || o->overflow > IOP_OVERFLOW_INLINE)
 		return -EINVAL;
-	if (o->flags & ~(IOP_POOL_INLINE | IOP_POOL_NO_TIMING))
+	if (o->flags & ~(IOP_POOL_INLINE | IOP_POOL_NO_TIMING |
+			 IOP_POOL_WORKERS_ONLY))
 		return -EINVAL;
 	if ((o->flags & IOP_POOL_INLINE) && (o->threads || o->min_threads))
 		return -EINVAL;

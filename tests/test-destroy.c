@@ -56,8 +56,8 @@ START_TEST(test_destroy_new_rejects_bad_options)
 	o.overflow = -1;
 	expect_new_einval(&o, "overflow -1");
 	memset(&o, 0, sizeof(o));
-	o.flags = 4;
-	expect_new_einval(&o, "flags 4");
+	o.flags = 1u << 30;
+	expect_new_einval(&o, "flags 1 << 30");
 	o.flags = IOP_POOL_INLINE;
 	o.threads = 1;
 	expect_new_einval(&o, "IOP_POOL_INLINE with threads 1");

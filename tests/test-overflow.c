@@ -706,8 +706,8 @@ START_TEST(test_options_einval)
 	o = (struct iop_options){ .flags = IOP_POOL_INLINE, .threads = 4,
 				  .min_threads = 2 };
 	assert_new_einval(&o, "IOP_POOL_INLINE with threads 4, min 2");
-	o = (struct iop_options){ .flags = 4u };
-	assert_new_einval(&o, "flag 4");
+	o = (struct iop_options){ .flags = 1u << 30 };
+	assert_new_einval(&o, "flag 1 << 30");
 
 	/* The valid neighbours. */
 	o = (struct iop_options){ .max_queued = 4,
