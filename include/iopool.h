@@ -710,7 +710,9 @@ IOP_EXPORT int iop_pool_set_threads(iop_pool *pool, unsigned min_threads,
  * Workers take the highest priority first, except that lower priorities
  * are never starved: a priority level with jobs waiting gets its turn
  * after at most 8 jobs of higher levels have been started ahead of it, so
- * each waiting level receives at least one start in nine.
+ * each waiting level receives at least one start in nine.  (A job that
+ * arrives while a worker runs a batch of short ones may see one more
+ * start: the worker notices it between two jobs, without the lock.)
  * Returns 0, -EINVAL (@job NULL, @prio out of range) or -EBUSY (@job not
  * held in this thread's batch).
  */

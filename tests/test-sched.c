@@ -250,10 +250,11 @@ START_TEST(test_low_priority_not_starved)
 		      "%d high jobs started ahead of the low one", ahead);
 
 	/* The second joined the stream while it ran: at most eight highs
-	 * started between its queueing and its start. */
+	 * started between its queueing and its start, and one more if it
+	 * came while the worker ran a batch (see iop_job_set_priority()). */
 	ck_assert_int_ge(st.low2_queued_at, st.low2_after);
 	ahead = load_int(&st.low[1].at) - 1 - st.low2_queued_at;
-	ck_assert_msg(ahead <= 8,
+	ck_assert_msg(ahead <= 9,
 		      "%d high jobs started ahead of the second low one",
 		      ahead);
 	iop_pool_destroy(pool);
