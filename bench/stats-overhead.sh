@@ -13,7 +13,8 @@ trap 'rm -rf "$tmp"' EXIT
 build() {	# build DIR CFLAGS
 	mkdir -p "$tmp/$1"
 	(cd "$tmp/$1" && "$src/configure" -q --disable-shared \
-		CFLAGS="-O2 $2" >/dev/null && make -s libiopool.la >/dev/null)
+		--disable-dependency-tracking CFLAGS="-O2 $2" >/dev/null &&
+		make -s libiopool.la >/dev/null)
 	${CC:-cc} -O2 -I"$src/include" "$src/bench/stats-cost.c" \
 		"$tmp/$1/.libs/libiopool.a" -lpthread -o "$tmp/$1/w1"
 }
