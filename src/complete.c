@@ -188,6 +188,7 @@ static int wait_watching(struct iop_pool *pool, int timeout_ms)
 	pthread_mutex_lock(&pool->lock);
 	back = iop__unstick_locked(pool, iop__now_ns());
 	iop__wake_locked(pool, back);
+	iop__ensure_worker_locked(pool);
 	pthread_mutex_unlock(&pool->lock);
 	return 0;
 }

@@ -52,7 +52,7 @@
 #define IOP__SELF_ROUNDS	16
 
 /* Jobs a callback batch may submit before they are handed over early. */
-#define IOP__PENDING_MAX	64
+#define IOP__PENDING_MAX	256
 /* Free jobs the polling thread keeps for itself between batches. */
 #define IOP__PCACHE_KEEP	256
 /*
@@ -464,6 +464,7 @@ int iop__wake_locked(struct iop_pool *pool, unsigned n);
 void iop__run_here(struct iop_pool *pool, struct iop_job *job);
 void iop__run_helping(struct iop_pool *pool, struct iop_job *job);
 bool iop__help(struct iop_pool *pool);
+bool iop__ensure_worker_locked(struct iop_pool *pool);
 unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now);
 void iop__drain_inline(struct iop_pool *pool);
 void iop__stop_workers(struct iop_pool *pool);

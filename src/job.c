@@ -457,6 +457,28 @@ static int await_check(iop_job *job)
 }
 
 /*
+ * Wait on await_cond for a millisecond, or until @deadline (NULL: none)
+ * if that comes first: then ETIMEDOUT, else 0.
+ */
+static int wait_a_little_locked(struct iop_pool *pool,
+				const struct timespec *deadline)
+{
+	int64_t soon = iop__now_ns() + 1000000, end;
+	struct timespec ts;
+
+	if (deadline) {
+		end = (int64_t)deadline->tv_sec * 1000000000 + deadline->tv_nsec;
+		if (end <= soon)
+			return pthread_cond_timedwait(&pool->await_cond,
+						      &pool->lock, deadline);
+	}
+	ts.tv_sec = soon / 1000000000;
+	ts.tv_nsec = soon % 1000000000;
+	pthread_cond_timedwait(&pool->await_cond, &pool->lock, &ts);
+	return 0;
+}
+
+/*
  * Wait for @job with the lock held, until @deadline (a CLOCK_MONOTONIC
  * time; NULL: no limit).  On success take its result and release it.
  */
@@ -470,6 +492,12 @@ static int await_locked(struct iop_job *job, const struct timespec *deadline,
 	job->nwaiters++;
 	while (atomic_load_explicit(&job->state, memory_order_relaxed) !=
 	       IOP__DONE && err != ETIMEDOUT) {
+		/* No worker at all (none could start): try again, and look
+		 * again in a millisecond rather than wait for nothing. */
+		if (!iop__ensure_worker_locked(pool)) {
+			err = wait_a_little_locked(pool, deadline);
+			continue;
+		}
 		if (deadline)
 			err = pthread_cond_timedwait(&pool->await_cond,
 						     &pool->lock, deadline);

@@ -149,6 +149,8 @@ static unsigned pick_level(struct iop__runq *rq)
 	return lvl;
 }
 
+static void readmit_locked(struct iop_pool *pool, struct iop_lane *lane);
+
 /*
  * Whether a worker may start @job, just popped: not if its deadline has
  * passed (it ends with -ETIMEDOUT) or its lane is at the cap (it waits in
@@ -158,23 +160,25 @@ static bool admit_locked(struct iop_pool *pool, struct iop_job *job,
 			 int64_t *now)
 {
 	struct iop_lane *lane = job->x->lane;
-	bool readmitted;
+	bool readmitted = job->xflags & IOP__X_READMIT;
 
+	/* Back from the lane's backlog: its place there is used up. */
+	if (readmitted) {
+		job->xflags &= ~IOP__X_READMIT;
+		lane->readmitted--;
+	}
 	if (job->xflags & IOP__X_DEADLINE) {
 		if (*now == 0)
 			*now = iop__now_ns();
 		if (*now >= job->x->deadline) {
 			dequeued_locked(pool);
 			iop__end_locked(job, -ETIMEDOUT);
+			if (readmitted)
+				readmit_locked(pool, lane);
 			return false;
 		}
 	}
 	if (job->xflags & IOP__X_LANE) {
-		readmitted = job->xflags & IOP__X_READMIT;
-		if (readmitted) {
-			job->xflags &= ~IOP__X_READMIT;
-			lane->readmitted--;
-		}
 		if (lane->running >= lane->cap) {
 			/* A readmitted job goes back ahead of the others. */
 			job->xflags |= IOP__X_BACKLOG;
@@ -208,6 +212,14 @@ struct iop_job *iop__pick_locked(struct iop_pool *pool, int64_t *now)
 		n = rq->level[lvl].head;
 		level_remove(rq, lvl, n);
 		job = iop__job_of(n);
+		if (atomic_load_explicit(&job->state, memory_order_relaxed) ==
+		    IOP__PENDING &&
+		    atomic_load_explicit(&job->cancel, memory_order_relaxed)) {
+			/* Published while PENDING, then cancelled. */
+			dequeued_locked(pool);
+			iop__end_locked(job, -ECANCELED);
+			continue;
+		}
 		if (job->xflags & (IOP__X_DEADLINE | IOP__X_LANE) &&
 		    !admit_locked(pool, job, now))
 			continue;
@@ -364,7 +376,8 @@ struct iop_job *iop__take_small_locked(struct iop_pool *pool,
 		return NULL;
 	lvl = peek_level(rq);
 	job = iop__job_of(rq->level[lvl].head);
-	if ((want && job != want) || job->xflags || !iop__small(pool, job))
+	if ((want && job != want) || job->xflags || !iop__small(pool, job) ||
+	    atomic_load_explicit(&job->cancel, memory_order_relaxed))
 		return NULL;
 	pick_level(rq);			/* the same level, counted */
 	level_remove(rq, lvl, &job->node);
@@ -691,15 +704,45 @@ static void hand_over(struct iop_pool *pool, struct iop__queue *held,
 	after_handover(pool);
 }
 
-/* Hand the jobs that callbacks submitted to the workers, in one step. */
+/*
+ * Hand the jobs that callbacks submitted to the workers, in one step.
+ * They are plain (no setter applies to them) and at the default
+ * priority, so the whole list joins its level at once; they stay PENDING
+ * there (iop_cancel() then only marks them, and the worker that picks a
+ * marked one ends it).  After shutdown, or with a limit on queued jobs,
+ * they go the long way.
+ */
 void iop__publish_pending(struct iop_pool *pool)
 {
-	unsigned n = pool->npending;
+	struct iop__queue *level =
+		&pool->runq.level[IOP_PRIO_DEFAULT - IOP_PRIO_MIN];
+	int64_t t = timing(pool) ? iop__now_ns() : 0;
+	unsigned n = pool->npending, wake;
+	struct iop__node *node;
 
 	if (n == 0)
 		return;
 	pool->npending = 0;
-	hand_over(pool, &pool->pending, n);
+	if (pool->max_queued || (pool->flags & IOP_POOL_INLINE)) {
+		hand_over(pool, &pool->pending, n);
+		return;
+	}
+	for (node = pool->pending.head; node; node = node->next)
+		iop__job_of(node)->t_queued = t;
+	pthread_mutex_lock(&pool->lock);
+	if (atomic_load_explicit(&pool->shutdown, memory_order_relaxed)) {
+		pthread_mutex_unlock(&pool->lock);
+		hand_over(pool, &pool->pending, n);
+		return;
+	}
+	iop__count(&pool->nsubmitted, n);
+	wake = iop__wakes_for_locked(pool, iop__job_of(pool->pending.head), n);
+	iop__queue_move(level, &pool->pending);
+	set_mask(&pool->runq,
+		 pool->runq.mask | 1u << (IOP_PRIO_DEFAULT - IOP_PRIO_MIN));
+	iop__count(&pool->nqueued, n);
+	iop__wake_locked(pool, wake);
+	pthread_mutex_unlock(&pool->lock);
 }
 
 int iop_batch_begin(iop_pool *pool)

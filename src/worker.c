@@ -166,6 +166,20 @@ void iop__run_here(struct iop_pool *pool, struct iop_job *job)
 }
 
 /*
+ * Before a thread waits for a queued job: if the pool has no worker at
+ * all (creating one failed when the job was handed over), try again.
+ * False if jobs are queued and there is still no worker.  Lock held.
+ */
+bool iop__ensure_worker_locked(struct iop_pool *pool)
+{
+	if ((pool->flags & IOP_POOL_INLINE) || threads(pool) > 0 ||
+	    atomic_load_explicit(&pool->nqueued, memory_order_relaxed) == 0)
+		return true;
+	iop__wake_locked(pool, 0);
+	return threads(pool) > 0;
+}
+
+/*
  * Run @job on a thread that waits for results, with every signal blocked
  * as on a worker, so that a work function sees the same conditions.
  */
