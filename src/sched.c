@@ -375,6 +375,10 @@ struct iop_job *iop__take_small_locked(struct iop_pool *pool,
 	if (!rq->mask)
 		return NULL;
 	lvl = peek_level(rq);
+	/* Batches only where one priority level has jobs: then they start
+	 * in queue order and no other level is passed over. */
+	if (!want && rq->mask != 1u << lvl)
+		return NULL;
 	job = iop__job_of(rq->level[lvl].head);
 	if ((want && job != want) || job->xflags || !iop__small(pool, job) ||
 	    atomic_load_explicit(&job->cancel, memory_order_relaxed))
