@@ -591,7 +591,10 @@ IOP_EXPORT int iop_batch_begin(iop_pool *pool);
  * held job to the workers.  Returns how many jobs it handed over (0 for an
  * inner end; cancelled ones count, and end with -ECANCELED now), or
  * -EINVAL for @pool NULL or no batch of this thread open on @pool, or
- * -EOWNERDEAD in a forked child (see iop_pool_new()).
+ * -EOWNERDEAD in a forked child (see iop_pool_new()).  If the pool has
+ * no worker thread and none can be started (pthread_create(3) fails), the
+ * jobs end at once with that error (-EAGAIN), as a single submit would
+ * have failed; the same holds for jobs submitted by callbacks.
  */
 IOP_EXPORT int iop_batch_end(iop_pool *pool);
 
@@ -794,7 +797,8 @@ struct iop_stats {
 				 * long_running_ms */
 	uint64_t submitted;	/* jobs handed to the pool */
 	uint64_t completed;	/* ran, result >= 0 */
-	uint64_t failed;	/* ran, result < 0 */
+	uint64_t failed;	/* ran, result < 0; or could not run
+				 * because no thread could start */
 	uint64_t cancelled;	/* ended -ECANCELED without running */
 	uint64_t timed_out;	/* ended -ETIMEDOUT at their deadline */
 	uint64_t long_ran;	/* ran longer than long_running_ms */

@@ -387,6 +387,7 @@ struct iop_pool {
 
 	/* Counted under the lock, read anywhere. */
 	_Atomic uint64_t nsubmitted, ncancelled, ntimed_out, nstarted;
+	_Atomic uint64_t nfailed_unrun;	/* ended with an error, not run */
 	/* Running time per kind of job, see sched.c. */
 	_Atomic uint64_t est[IOP__EST_SLOTS];
 	/* Reads served at submit (iop__read_now()); atomic adds. */
@@ -491,6 +492,8 @@ void iop__dl_add_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__dl_remove_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__cancel_queued_locked(struct iop_pool *pool,
 			       const struct iop_group *group);
+void iop__end_queued_locked(struct iop_pool *pool,
+			    const struct iop_group *group, ssize_t result);
 void iop__sched_free_all(struct iop_pool *pool);
 int64_t iop__now_ns(void);
 

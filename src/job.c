@@ -238,8 +238,9 @@ void iop__end_locked(struct iop_job *job, ssize_t result)
 			next->x->chain_prev = NULL;
 		}
 		iop__dl_remove_locked(pool, job);
-		iop__count(result == -ETIMEDOUT ? &pool->ntimed_out
-						: &pool->ncancelled, 1);
+		iop__count(result == -ETIMEDOUT ? &pool->ntimed_out :
+			   result == -ECANCELED ? &pool->ncancelled :
+			   &pool->nfailed_unrun, 1);
 		job->result = result;
 		finish_locked(job);
 		result = -ECANCELED;

@@ -268,6 +268,13 @@ void iop__lane_release_locked(struct iop_pool *pool, struct iop_lane *lane)
 void iop__cancel_queued_locked(struct iop_pool *pool,
 			       const struct iop_group *group)
 {
+	iop__end_queued_locked(pool, group, -ECANCELED);
+}
+
+/* The same with any @result (and after it, -ECANCELED for their chains). */
+void iop__end_queued_locked(struct iop_pool *pool,
+			    const struct iop_group *group, ssize_t result)
+{
 	struct iop__node *n, *next;
 	struct iop_lane *lane;
 	struct iop_job *job;
@@ -280,7 +287,7 @@ void iop__cancel_queued_locked(struct iop_pool *pool,
 			if (group && iop__group_of(job) != group)
 				continue;
 			iop__unqueue_locked(pool, job);
-			iop__end_locked(job, -ECANCELED);
+			iop__end_locked(job, result);
 		}
 	for (lane = pool->lanes; lane; lane = lane->next)
 		for (n = lane->backlog.head; n; n = next) {
@@ -289,7 +296,7 @@ void iop__cancel_queued_locked(struct iop_pool *pool,
 			if (group && iop__group_of(job) != group)
 				continue;
 			iop__unqueue_locked(pool, job);
-			iop__end_locked(job, -ECANCELED);
+			iop__end_locked(job, result);
 		}
 }
 
@@ -690,6 +697,19 @@ iop_job *iop__submit(struct iop_pool *pool, const struct iop__req *req)
 }
 
 /*
+ * Jobs were handed over, and starting a thread for them failed with @err:
+ * if the pool has no thread at all, nothing would ever run them, so they
+ * end now with @err (-EAGAIN, -ENOMEM), as a direct submit would have
+ * failed.  Lock held.
+ */
+static void no_worker_locked(struct iop_pool *pool, int err)
+{
+	if (err && !(pool->flags & IOP_POOL_INLINE) &&
+	    atomic_load_explicit(&pool->nthreads, memory_order_relaxed) == 0)
+		iop__end_queued_locked(pool, NULL, err);
+}
+
+/*
  * Hand the @n held jobs of @held to the workers in one step: the end of a
  * batch, or of a callback batch.
  */
@@ -703,7 +723,7 @@ static void hand_over(struct iop_pool *pool, struct iop__queue *held,
 	iop__count(&pool->nsubmitted, n);
 	n = iop__wakes_for_locked(pool, first, n);
 	iop__handover_locked(pool, held, t);
-	iop__wake_locked(pool, n);
+	no_worker_locked(pool, iop__wake_locked(pool, n));
 	pthread_mutex_unlock(&pool->lock);
 	after_handover(pool);
 }
@@ -745,7 +765,7 @@ void iop__publish_pending(struct iop_pool *pool)
 	set_mask(&pool->runq,
 		 pool->runq.mask | 1u << (IOP_PRIO_DEFAULT - IOP_PRIO_MIN));
 	iop__count(&pool->nqueued, n);
-	iop__wake_locked(pool, wake);
+	no_worker_locked(pool, iop__wake_locked(pool, wake));
 	pthread_mutex_unlock(&pool->lock);
 }
 

@@ -131,6 +131,7 @@ int iop_pool_stats(const iop_pool *pool, struct iop_stats *st)
 	all.submitted = get(&p->nsubmitted) + get(&p->nread_now);
 	all.completed += get(&p->nread_now);
 	all.cancelled = get(&p->ncancelled);
+	all.failed += get(&p->nfailed_unrun);
 	all.timed_out = get(&p->ntimed_out);
 	all.threads_started = get(&p->nstarted);
 	memcpy(st, &all, size);
