@@ -4,6 +4,11 @@
 # root).  Usage: ./install-deps.sh [EXTRA-PACKAGE...]
 set -e
 need="gcc libc6-dev make autoconf automake libtool libtool-bin pkg-config check"
+# CI (.ci/run) also runs the suites under valgrind: memcheck and helgrind
+# (its headers come with it), with glibc's symbols (libc6-dbg) so that
+# stacks and tests/valgrind.supp see glibc's own function names.  gcc's
+# sanitizer runtimes come with gcc.
+need="$need valgrind libc6-dbg"
 missing=""
 for p in $need "$@"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
