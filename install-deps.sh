@@ -9,6 +9,8 @@ need="gcc libc6-dev make autoconf automake libtool libtool-bin pkg-config check"
 # stacks and tests/valgrind.supp see glibc's own function names.  gcc's
 # sanitizer runtimes come with gcc.
 need="$need valgrind libc6-dbg"
+# ... and the API fuzzer (fuzz/run.sh), which needs clang's libFuzzer.
+need="$need clang libclang-rt-14-dev"
 missing=""
 for p in $need "$@"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
