@@ -41,14 +41,24 @@ static unsigned level_of(const struct iop_job *job)
 	return (unsigned)(job->prio - IOP_PRIO_MIN);
 }
 
-void iop__queue_job_locked(struct iop_pool *pool, struct iop_job *job)
+/* Queue @job at the end of its level, or at the front (@front). */
+static void queue_at_locked(struct iop_pool *pool, struct iop_job *job,
+			    bool front)
 {
 	unsigned lvl = level_of(job);
 
 	atomic_store_explicit(&job->state, IOP__QUEUED, memory_order_relaxed);
-	iop__queue_push(&pool->runq.level[lvl], &job->node);
+	if (front)
+		iop__queue_push_front(&pool->runq.level[lvl], &job->node);
+	else
+		iop__queue_push(&pool->runq.level[lvl], &job->node);
 	set_mask(&pool->runq, pool->runq.mask | 1u << lvl);
 	iop__count(&pool->nqueued, 1);
+}
+
+void iop__queue_job_locked(struct iop_pool *pool, struct iop_job *job)
+{
+	queue_at_locked(pool, job, false);
 }
 
 /* A job left the queue: maybe a blocked submit has room now. */
@@ -71,12 +81,7 @@ static void level_remove(struct iop__runq *rq, unsigned lvl,
  * level.  Lock held; the caller wakes a worker. */
 void iop__requeue_front_locked(struct iop_pool *pool, struct iop_job *job)
 {
-	unsigned lvl = level_of(job);
-
-	atomic_store_explicit(&job->state, IOP__QUEUED, memory_order_relaxed);
-	iop__queue_push_front(&pool->runq.level[lvl], &job->node);
-	set_mask(&pool->runq, pool->runq.mask | 1u << lvl);
-	iop__count(&pool->nqueued, 1);
+	queue_at_locked(pool, job, true);
 }
 
 /*
