@@ -276,10 +276,11 @@ IOP_EXPORT int iop_wait(iop_pool *pool, int timeout_ms);
  * @len at end of file or on a pipe, 0 at end of file) or -errno (-EBADF,
  * -EISDIR, -EINVAL, ...).  @len 0 is valid.
  *
- * A read at an offset that the page cache can serve in full right away
- * (preadv2(2) with RWF_NOWAIT) is done inside the submit call, on the
- * submitting thread, with no hand-off: on a small machine a hand-off costs
- * several times a cached read.  Nothing else changes: the job ends as any
+ * A read of up to 64 KiB at an offset that the page cache can serve in
+ * full right away (preadv2(2) with RWF_NOWAIT) is done inside the submit
+ * call, on the submitting thread, with no hand-off: on a small machine a
+ * hand-off costs several times a cached read.  Bigger reads are mostly
+ * copying, which the workers share across cores.  Nothing else changes: the job ends as any
  * other, its callback comes from iop_poll()/iop_wait() (the descriptor
  * becomes readable), and it counts as completed in iop_pool_stats(), with
  * no entry in the histograms.  Pools with max_queued, held batches and

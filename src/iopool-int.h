@@ -26,6 +26,11 @@
 #define IOP__NOWAIT_FDS		64
 /* Reads a descriptor skips the attempt for, after one that missed. */
 #define IOP__NOWAIT_SKIP	32
+/*
+ * The largest read tried at submit: a bigger one is mostly copying, which
+ * the workers do on every core at once.
+ */
+#define IOP__NOWAIT_MAX		((size_t)64 << 10)
 /* Reads after which a descriptor's open flags are looked at again. */
 #define IOP__NOWAIT_RECHECK	256
 
