@@ -40,6 +40,10 @@
  * sleep until a worker has: a cross-CPU wake-up costs microseconds.
  */
 #define IOP__SMALL_NS		20000
+/* Pools where no job runs on a waiting thread: no estimates, no threads
+ * to spare a wake-up of, or the program said so. */
+#define IOP__NO_HELP	(IOP_POOL_NO_TIMING | IOP_POOL_INLINE | \
+			 IOP_POOL_WORKERS_ONLY)
 /* Short jobs a worker takes at once, and their expected running time. */
 #define IOP__BATCH_MAX		64
 #define IOP__BATCH_NS		50000
@@ -468,7 +472,8 @@ bool iop__pool_forked(const struct iop_pool *pool);
 int iop__spawn_locked(struct iop_pool *pool);
 int iop__wake_locked(struct iop_pool *pool, unsigned n);
 void iop__run_here(struct iop_pool *pool, struct iop_job *job);
-void iop__run_helping(struct iop_pool *pool, struct iop_job *job);
+void iop__run_helping(struct iop_pool *pool, struct iop_job *job,
+		      struct iop__stats *st);
 bool iop__help(struct iop_pool *pool);
 bool iop__ensure_worker_locked(struct iop_pool *pool);
 unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now);

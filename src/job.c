@@ -529,8 +529,7 @@ static void help_future(struct iop_job *job)
 	struct iop_pool *pool = iop__job_pool(job);
 	bool take;
 
-	if (pool->flags & (IOP_POOL_NO_TIMING | IOP_POOL_INLINE |
-			   IOP_POOL_WORKERS_ONLY))
+	if (pool->flags & IOP__NO_HELP)
 		return;
 	pthread_mutex_lock(&pool->lock);
 	take = atomic_load_explicit(&job->state, memory_order_relaxed) ==
@@ -538,7 +537,7 @@ static void help_future(struct iop_job *job)
 	       iop__take_small_locked(pool, job);
 	pthread_mutex_unlock(&pool->lock);
 	if (take)
-		iop__run_helping(pool, job);
+		iop__run_helping(pool, job, NULL);
 }
 
 ssize_t iop_await(iop_job *job)

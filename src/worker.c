@@ -181,15 +181,20 @@ bool iop__ensure_worker_locked(struct iop_pool *pool)
 
 /*
  * Run @job on a thread that waits for results, with every signal blocked
- * as on a worker, so that a work function sees the same conditions.
+ * as on a worker, so that a work function sees the same conditions.  It
+ * counts into @st, which only this thread writes, or with @st NULL into
+ * pool->inline_stats.
  */
-void iop__run_helping(struct iop_pool *pool, struct iop_job *job)
+void iop__run_helping(struct iop_pool *pool, struct iop_job *job,
+		      struct iop__stats *st)
 {
+	_Atomic int64_t started;
+	int64_t now = 0;
 	sigset_t all, old;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	iop__run_here(pool, job);
+	run_job(pool, job, &started, st, &now);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -205,12 +210,8 @@ void iop__run_helping(struct iop_pool *pool, struct iop_job *job)
 bool iop__help(struct iop_pool *pool)
 {
 	struct iop_job *job = NULL;
-	_Atomic int64_t started;
-	int64_t now = 0;
-	sigset_t all, old;
 
-	if (pool->flags & (IOP_POOL_NO_TIMING | IOP_POOL_INLINE |
-			   IOP_POOL_WORKERS_ONLY))
+	if (pool->flags & IOP__NO_HELP)
 		return false;
 	pthread_mutex_lock(&pool->lock);
 	if (pool->nrunning == 0 &&
@@ -219,10 +220,7 @@ bool iop__help(struct iop_pool *pool)
 	pthread_mutex_unlock(&pool->lock);
 	if (!job)
 		return false;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	run_job(pool, job, &started, &pool->poller_stats, &now);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	iop__run_helping(pool, job, &pool->poller_stats);
 	return true;
 }
 
