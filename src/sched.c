@@ -798,7 +798,7 @@ int iop_batch_end(iop_pool *pool)
 	if (!pool || iop__batch.pool != pool)
 		return -EINVAL;
 	if (--iop__batch.depth > 0)
-		return 0;
+		return iop__pool_forked(pool) ? -EOWNERDEAD : 0;
 	if (iop__pool_forked(pool)) {
 		iop__batch.pool = NULL;
 		return -EOWNERDEAD;
@@ -817,6 +817,8 @@ int iop_job_set_priority(iop_job *job, int prio)
 {
 	if (!job || prio < IOP_PRIO_MIN || prio > IOP_PRIO_MAX)
 		return -EINVAL;
+	if (iop__pool_forked(iop__job_pool(job)))
+		return -EOWNERDEAD;
 	if (!iop__held_here(job))
 		return -EBUSY;
 	job->prio = (signed char)prio;
@@ -877,6 +879,8 @@ int iop_job_set_lane(iop_job *job, iop_lane *lane)
 {
 	if (!job || !lane || iop__job_pool(job) != lane->pool)
 		return -EINVAL;
+	if (iop__pool_forked(lane->pool))
+		return -EOWNERDEAD;
 	if (!iop__held_here(job))
 		return -EBUSY;
 	if (!iop__jobx(job))
@@ -988,11 +992,15 @@ int iop_job_set_deadline(iop_job *job, int timeout_ms)
 
 	if (!job || timeout_ms < 0)
 		return -EINVAL;
+	pool = iop__job_pool(job);
+	/* In a forked child no thread may start: the child's destroy joins
+	 * none. */
+	if (iop__pool_forked(pool))
+		return -EOWNERDEAD;
 	if (!iop__held_here(job))
 		return -EBUSY;
 	if (!iop__jobx(job))
 		return -ENOMEM;
-	pool = iop__job_pool(job);
 	if (!(pool->flags & IOP_POOL_INLINE)) {
 		pthread_mutex_lock(&pool->lock);
 		err = start_watchdog_locked(pool);

@@ -825,6 +825,64 @@ START_TEST(test_fork_under_load_with_min_threads)
 }
 END_TEST
 
+/* ---- A batch open across the fork. ---- */
+
+struct setter_scene {
+	iop_pool *pool;
+	iop_lane *lane;
+	iop_job *job;		/* held in the forking thread's batch */
+};
+
+/* In the child: every call on the held job refuses with EOWNERDEAD, and
+ * none starts a thread (the deadline setter used to start the
+ * watchdog, which the child's destroy then left running). */
+static int child_setters(void *arg)
+{
+	struct setter_scene *sc = arg;
+	int bad = 0;
+
+	bad += iop_job_set_priority(sc->job, 1) != -EOWNERDEAD;
+	bad += iop_job_set_lane(sc->job, sc->lane) != -EOWNERDEAD;
+	bad += iop_job_set_deadline(sc->job, 1000) != -EOWNERDEAD;
+	bad += iop_batch_end(sc->pool) != -EOWNERDEAD;	/* the inner one */
+	bad += iop_batch_end(sc->pool) != -EOWNERDEAD;	/* the outer one */
+	iop_pool_destroy(sc->pool);
+	return bad;
+}
+
+START_TEST(test_fork_setters_refuse_held_job)
+{
+	struct setter_scene sc;
+	struct done_rec d;
+	int rfd, status, sig;
+	pid_t pid;
+
+	sc.pool = iop_pool_new(NULL);
+	ck_assert_ptr_nonnull(sc.pool);
+	sc.lane = iop_lane_new(sc.pool, "lane", 1);
+	ck_assert_ptr_nonnull(sc.lane);
+	done_rec_init(&d);
+	ck_assert_int_eq(iop_batch_begin(sc.pool), 0);
+	ck_assert_int_eq(iop_batch_begin(sc.pool), 0);
+	sc.job = iop_call(sc.pool, work_return_ctx, (void *)(intptr_t)7,
+			  done_record, &d);
+	ck_assert_ptr_nonnull(sc.job);
+
+	pid = fork_child(child_setters, &sc, &rfd);
+	status = child_wait(pid, rfd, CHILD_WAIT_MS, &sig);
+	assert_child_ok(status, sig, 0);
+
+	/* The parent's batch and job are untouched by the child. */
+	ck_assert_int_eq(iop_job_set_priority(sc.job, 1), 0);
+	ck_assert_int_eq(iop_batch_end(sc.pool), 0);
+	ck_assert_int_eq(iop_batch_end(sc.pool), 1);
+	drain_until(sc.pool, &d.calls, 1);
+	ck_assert_int_eq(atomic_load(&d.result), 7);
+	ck_assert_int_eq(atomic_load(&d.off_thread), 0);
+	iop_pool_destroy(sc.pool);
+}
+END_TEST
+
 static Suite *fork_suite(void)
 {
 	Suite *s = suite_create("fork");
@@ -834,6 +892,7 @@ static Suite *fork_suite(void)
 	tcase_set_tags(tc, "fork");
 	tcase_add_test(tc, test_fork_child_never_runs_parent_jobs);
 	tcase_add_test(tc, test_fork_parent_unaffected);
+	tcase_add_test(tc, test_fork_setters_refuse_held_job);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("stress");
