@@ -217,14 +217,6 @@ struct iop_job *iop__pick_locked(struct iop_pool *pool, int64_t *now)
 		n = rq->level[lvl].head;
 		level_remove(rq, lvl, n);
 		job = iop__job_of(n);
-		if (atomic_load_explicit(&job->state, memory_order_relaxed) ==
-		    IOP__PENDING &&
-		    atomic_load_explicit(&job->cancel, memory_order_relaxed)) {
-			/* Published while PENDING, then cancelled. */
-			dequeued_locked(pool);
-			iop__end_locked(job, -ECANCELED);
-			continue;
-		}
 		if (job->xflags & (IOP__X_DEADLINE | IOP__X_LANE) &&
 		    !admit_locked(pool, job, now))
 			continue;
@@ -736,10 +728,10 @@ static void hand_over(struct iop_pool *pool, struct iop__queue *held,
 /*
  * Hand the jobs that callbacks submitted to the workers, in one step.
  * They are plain (no setter applies to them) and at the default
- * priority, so the whole list joins its level at once; they stay PENDING
- * there (iop_cancel() then only marks them, and the worker that picks a
- * marked one ends it).  After shutdown, or with a limit on queued jobs,
- * they go the long way.
+ * priority, so the whole list joins its level at once.  While PENDING,
+ * iop_cancel() can only mark them (the list is this thread's); marked
+ * ones end here.  After shutdown, or with a limit on queued jobs, they
+ * go the long way.
  */
 void iop__publish_pending(struct iop_pool *pool)
 {
@@ -747,7 +739,8 @@ void iop__publish_pending(struct iop_pool *pool)
 		&pool->runq.level[IOP_PRIO_DEFAULT - IOP_PRIO_MIN];
 	int64_t t = timing(pool) ? iop__now_ns() : 0;
 	unsigned n = pool->npending, wake;
-	struct iop__node *node;
+	struct iop__node *node, *next;
+	struct iop_job *job;
 
 	if (n == 0)
 		return;
@@ -756,8 +749,6 @@ void iop__publish_pending(struct iop_pool *pool)
 		hand_over(pool, &pool->pending, n);
 		return;
 	}
-	for (node = pool->pending.head; node; node = node->next)
-		iop__job_of(node)->t_queued = t;
 	pthread_mutex_lock(&pool->lock);
 	if (atomic_load_explicit(&pool->shutdown, memory_order_relaxed)) {
 		pthread_mutex_unlock(&pool->lock);
@@ -765,12 +756,30 @@ void iop__publish_pending(struct iop_pool *pool)
 		return;
 	}
 	iop__count(&pool->nsubmitted, n);
-	wake = iop__wakes_for_locked(pool, iop__job_of(pool->pending.head), n);
-	iop__queue_move(level, &pool->pending);
-	set_mask(&pool->runq,
-		 pool->runq.mask | 1u << (IOP_PRIO_DEFAULT - IOP_PRIO_MIN));
-	iop__count(&pool->nqueued, n);
-	no_worker_locked(pool, iop__wake_locked(pool, wake));
+	/* Queued from here on, so iop_cancel() takes them off the queue;
+	 * those it marked while they were pending end now. */
+	for (node = pool->pending.head; node; node = next) {
+		next = node->next;
+		job = iop__job_of(node);
+		if (atomic_load_explicit(&job->cancel, memory_order_relaxed)) {
+			iop__queue_remove(&pool->pending, node);
+			iop__end_locked(job, -ECANCELED);
+			n--;
+			continue;
+		}
+		job->t_queued = t;
+		atomic_store_explicit(&job->state, IOP__QUEUED,
+				      memory_order_relaxed);
+	}
+	if (n > 0) {
+		wake = iop__wakes_for_locked(
+			pool, iop__job_of(pool->pending.head), n);
+		iop__queue_move(level, &pool->pending);
+		set_mask(&pool->runq, pool->runq.mask |
+			 1u << (IOP_PRIO_DEFAULT - IOP_PRIO_MIN));
+		iop__count(&pool->nqueued, n);
+		no_worker_locked(pool, iop__wake_locked(pool, wake));
+	}
 	pthread_mutex_unlock(&pool->lock);
 }
 

@@ -324,6 +324,80 @@ START_TEST(test_cancel_pending_in_callback)
 END_TEST
 
 /*
+ * A job a callback submitted, handed to the workers when the callbacks
+ * were done, then cancelled while every worker is busy: cancel returns 0
+ * and its callback comes with -ECANCELED from the next wait, before any
+ * worker is free; its work never runs.  The callback comes from a queued
+ * job cancelled first, so that no worker is needed for it.
+ */
+struct published {
+	iop_pool *pool;
+	struct step s;
+	struct ordered_rec d;
+	iop_job *job;
+	atomic_int calls;
+};
+
+static void submit_from_callback(iop_job *job, ssize_t result, void *arg)
+{
+	struct published *p = arg;
+
+	(void)job;
+	(void)result;
+	p->job = iop_call(p->pool, step_work, &p->s, ordered_record, &p->d);
+	atomic_fetch_add(&p->calls, 1);
+}
+
+START_TEST(test_cancel_published_while_workers_busy)
+{
+	iop_pool *pool = pool_new(1);
+	struct held h;
+	struct done_rec hd;
+	struct published p;
+	struct step s_first;
+	atomic_int work_clock, done_clock;
+	struct gate g;
+	sem_t entered;
+	iop_job *first;
+
+	atomic_init(&work_clock, 0);
+	atomic_init(&done_clock, 0);
+	gate_init(&g);
+	ck_assert_int_eq(sem_init(&entered, 0, 0), 0);
+	done_rec_init(&hd);
+	hold_workers(pool, &h, 1, &g, &entered, &hd);
+	p.pool = pool;
+	p.job = NULL;
+	step_init(&p.s, &work_clock, 7);
+	ordered_init(&p.d, &done_clock);
+	atomic_init(&p.calls, 0);
+	step_init(&s_first, &work_clock, 1);
+	first = iop_call(pool, step_work, &s_first, submit_from_callback, &p);
+	ck_assert_ptr_nonnull(first);
+	ck_assert_int_eq(iop_cancel(first), 0);
+	drain_until(pool, &p.calls, 1);
+	ck_assert_ptr_nonnull(p.job);
+	ck_assert_int_eq(iop_job_state(p.job), IOP_QUEUED);
+
+	ck_assert_int_eq(iop_cancel(p.job), 0);
+	drain_until(pool, &done_clock, 1);
+	ck_assert_int_eq(load_long(&p.d.d.result), -ECANCELED);
+	ck_assert_int_eq(load_int(&hd.calls), 0);	/* still held */
+
+	gate_open(&g);
+	drain_until(pool, &hd.calls, 1);
+	ck_assert_int_eq(iop_wait(pool, 20), 0);
+	iop_pool_destroy(pool);
+	ck_assert_int_eq(load_int(&p.d.d.calls), 1);
+	ck_assert_int_eq(load_int(&p.s.ran), 0);
+	ck_assert_int_eq(load_int(&s_first.ran), 0);
+	ck_assert_int_eq(load_int(&work_clock), 0);
+	sem_destroy(&entered);
+	gate_destroy(&g);
+}
+END_TEST
+
+/*
  * A running job: cancel returns -EBUSY, the work sees
  * iop_cancel_requested() == 1 (it saw 0 when it started) and returns
  * early, and the job ends with the work's own result.  The request does
@@ -857,6 +931,7 @@ static Suite *cancel_suite(void)
 	tcase_add_test(tc, test_cancel_wakes_awaiter_of_queued_future);
 	tcase_add_test(tc, test_cancel_held_in_batch_ends_at_batch_end);
 	tcase_add_test(tc, test_cancel_pending_in_callback);
+	tcase_add_test(tc, test_cancel_published_while_workers_busy);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("running");
