@@ -1,6 +1,7 @@
 /*
  * iopool-bench: compare iopool with a synchronous loop, libuv's thread
- * pool and io_uring on the workloads W1-W8 of ../shared/WORKLOADS.md.
+ * pool and io_uring on the workloads W1-W8 of ../shared/WORKLOADS.md, and
+ * on M1, mixed job lengths (defined in run-m1.c and in --help).
  *
  *	make bench && ./bench/iopool-bench [--reps 3] [--csv out.csv] ...
  *
@@ -64,10 +65,11 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "Usage: iopool-bench [OPTION]...\n"
-"Run the workloads W1-W8 on iopool and its peers, each (system, workload)\n"
-"as a fresh process, and print a table of medians and iopool's ratios.\n"
+"Run the workloads W1-W8 (WORKLOADS.md) and M1 (below) on iopool and its\n"
+"peers, each (system, workload) as a fresh process, and print a table of\n"
+"medians and iopool's ratios.\n"
 "\n"
-"  --workloads LIST  W1,...,W8 to run (default: all)\n"
+"  --workloads LIST  of W1,...,W8,M1 to run (default: all, in that order)\n"
 "  --systems LIST    of:");
 	for (int i = 0; i < NSYSTEMS; i++)
 		fprintf(f, " %s", all_systems[i]->name);
@@ -88,7 +90,20 @@ static void usage(FILE *f)
 "  --help            print this and exit\n"
 "\n"
 "Data files: $%s (default %s) and\n"
-"$%s (default %s), created when missing.\n",
+"$%s (default %s), created when missing.\n"
+"\n"
+"M1, mixed job lengths (not in WORKLOADS.md; its common rules apply):\n"
+"200,000 jobs, window 256 in flight, 4 worker threads, closed loop as W1\n"
+"(each completion callback submits the next job).  Job i (from 0, in\n"
+"submission order) is long when i %% 100 == 99: it blocks in a relative\n"
+"nanosleep of 1 ms as in W4; the others are no-ops as in W1 (2,000 long,\n"
+"198,000 short).  Warm-up: 10,000 jobs of the same mix, untimed.  Reports\n"
+"jobs/s = 200,000 / timed seconds; the short jobs' latency, submit to\n"
+"callback on the main thread, p50, p99, p99.9 in us, nearest-rank as W3;\n"
+"the long jobs' count (a check); CPU ns/job, context switches/job; wall\n"
+"ms and its ratio to the ideal 2,000 x 1 ms / 4 workers = 500 ms.\n"
+"Systems: iopool (iop_call), libuv (uv_queue_work), sync (each job inline\n"
+"on one thread, about 2 s: a reference); not io_uring.\n",
 		DATA_FILE_ENV, DATA_FILE_DEFAULT, COLD_FILE_ENV,
 		COLD_FILE_DEFAULT);
 }
@@ -101,7 +116,7 @@ static const struct bench_system *find_system(const char *name)
 	return NULL;
 }
 
-/* Parse "W1,W3" into a bit mask; 0 on an unknown name. */
+/* Parse "W1,W3,M1" into a bit mask; 0 on an unknown name. */
 static unsigned parse_workloads(const char *list)
 {
 	char *copy = strdup(list), *save = NULL, *tok;

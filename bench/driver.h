@@ -40,7 +40,7 @@ struct results {
 	/* The systems selected: the table's columns, in order. */
 	const struct bench_system *const *systems;
 	int nsys;
-	unsigned wls;		/* the workloads selected, bit n: Wn */
+	unsigned wls;		/* the workloads selected: bit n, number n */
 	int reps;
 	unsigned threads;	/* --threads for every workload, or 0 */
 	unsigned window;	/* --window for every workload, or 0 */

@@ -2,7 +2,8 @@
  * The procedures of W1-W8, the same for every system: files and page
  * cache, warm-up, the timed region, the checks and the figures, exactly as
  * ../shared/WORKLOADS.md defines them.  The systems (sys-*.c) supply only
- * their loops, through struct bench_system.
+ * their loops, through struct bench_system.  W8 and M1 have files of
+ * their own (run-w8.c, run-m1.c).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -158,7 +159,8 @@ out:
 static int run_w3(const struct bench_system *sys, void *ctx,
 		  const struct bench_cfg *cfg)
 {
-	int64_t *lat = malloc(W3_ROUNDS * sizeof(*lat)), t1, sum = 0;
+	int64_t *lat = malloc(W3_ROUNDS * sizeof(*lat)), t1;
+	struct lat_summary ls;
 	struct meter m;
 
 	if (!lat)
@@ -177,13 +179,11 @@ static int run_w3(const struct bench_system *sys, void *ctx,
 	}
 	meter_stop(&m);
 	out_metric("threads", count_threads());
-	for (int i = 0; i < W3_ROUNDS; i++)
-		sum += lat[i];
-	sort_i64(lat, W3_ROUNDS);
-	out_metric("p50_us", lat[pct_index(W3_ROUNDS, 500)] / 1e3);
-	out_metric("p99_us", lat[pct_index(W3_ROUNDS, 990)] / 1e3);
-	out_metric("p999_us", lat[pct_index(W3_ROUNDS, 999)] / 1e3);
-	out_metric("mean_us", (double)sum / W3_ROUNDS / 1e3);
+	lat_summarize(lat, W3_ROUNDS, &ls);
+	out_metric("p50_us", ls.p50_us);
+	out_metric("p99_us", ls.p99_us);
+	out_metric("p999_us", ls.p999_us);
+	out_metric("mean_us", ls.mean_us);
 	out_metric("cpu_ns_per_job",
 		   (double)(meter_user_ns(&m) + meter_sys_ns(&m)) / W3_ROUNDS);
 	out_metric("ctxsw_per_job", (double)meter_ctxsw(&m) / W3_ROUNDS);
@@ -372,6 +372,7 @@ typedef int run_fn(const struct bench_system *sys, void *ctx,
 
 static run_fn *const procedures[WL_COUNT + 1] = {
 	NULL, run_w1, run_w2, run_w3, run_w4, run_w5, run_w6, run_w7, run_w8,
+	[WL_M1] = run_m1,
 };
 
 int run_workload(const struct bench_system *sys, const struct bench_cfg *c)

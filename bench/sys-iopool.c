@@ -1,11 +1,12 @@
 /*
  * System "iopool": this library, as a program would use it, with default
- * options except the thread count.  W1, W3, W4 and W8 submit with
- * iop_call() (W4's work is the 1 ms nanosleep), W2, W5, W6 and W7 with
- * iop_read().  The main thread blocks in iop_wait(pool, -1), which runs
- * the callbacks; callbacks resubmit (closed loop).  W8: the library
- * allocates its own jobs, so the caller has no job object to count, and
- * the RSS growth is all of the pool's memory per queued job.
+ * options except the thread count.  W1, W3, W4, W8 and M1 submit with
+ * iop_call() (the work of W4 and of M1's long jobs is the 1 ms
+ * nanosleep), W2, W5, W6 and W7 with iop_read().  The main thread blocks
+ * in iop_wait(pool, -1), which runs the callbacks; callbacks resubmit
+ * (closed loop).  W8: the library allocates its own jobs, so the caller
+ * has no job object to count, and the RSS growth is all of the pool's
+ * memory per queued job.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -26,12 +27,17 @@
 
 struct ipool;
 
-/* One in-flight read: its slot's buffer and the offset it reads. */
+/*
+ * One op in flight: a read (its plan, slot buffer and offset) or an M1 job
+ * (its loop and the job).
+ */
 struct islot {
 	struct ipool *ip;
 	struct rplan *p;
 	uint64_t off;
 	unsigned char *buf;
+	struct mix *m;
+	struct mix_job job;
 };
 
 struct ipool {
@@ -43,7 +49,7 @@ struct ipool {
 	/* W3: where the callback puts its time, and whether it ran. */
 	int64_t *t1;
 	bool rt_done;
-	/* Reads: one slot per op in flight. */
+	/* Reads and M1: one slot per op in flight. */
 	struct islot *slots;
 	unsigned nslots;
 };
@@ -218,10 +224,50 @@ static int ipool_reads(void *ctx, struct rplan *p)
 	if (p->window > ip->nslots)
 		return fail("reads", EINVAL);
 	for (unsigned k = 0; k < p->window; k++) {
-		ip->slots[k] = (struct islot){ ip, p, 0, rplan_buf(p, k) };
+		ip->slots[k] = (struct islot){ .ip = ip, .p = p,
+					       .buf = rplan_buf(p, k) };
 		read_submit(&ip->slots[k]);
 	}
 	while (rplan_inflight(p)) {
+		int r = iop_wait(ip->pool, -1);
+
+		if (r < 0)
+			return fail("iop_wait", -r);
+	}
+	return 0;
+}
+
+static void mix_cb(iop_job *job, ssize_t result, void *arg);
+
+static void mix_submit(struct islot *s)
+{
+	if (!mix_next(s->m, &s->job))
+		return;
+	if (!iop_call(s->ip->pool, s->job.is_long ? sleep_work : noop_work,
+		      NULL, mix_cb, s))
+		mix_abort(s->m, "iop_call", errno);
+}
+
+/* An M1 job ended: time it, count it and submit the next one. */
+static void mix_cb(iop_job *job, ssize_t result, void *arg)
+{
+	struct islot *s = arg;
+
+	mix_done(s->m, &s->job, result);
+	mix_submit(s);
+}
+
+static int ipool_mixed(void *ctx, struct mix *m)
+{
+	struct ipool *ip = ctx;
+
+	if (m->window > ip->nslots)
+		return fail("mixed", EINVAL);
+	for (unsigned k = 0; k < m->window; k++) {
+		ip->slots[k] = (struct islot){ .ip = ip, .m = m };
+		mix_submit(&ip->slots[k]);
+	}
+	while (mix_inflight(m)) {
 		int r = iop_wait(ip->pool, -1);
 
 		if (r < 0)
@@ -287,7 +333,8 @@ static int ipool_w8_drain(void *ctx, struct w8 *w)
 const struct bench_system sys_iopool = {
 	.name = "iopool",
 	.workloads = WL_BIT(1) | WL_BIT(2) | WL_BIT(3) | WL_BIT(4) |
-		     WL_BIT(5) | WL_BIT(6) | WL_BIT(7) | WL_BIT(8),
+		     WL_BIT(5) | WL_BIT(6) | WL_BIT(7) | WL_BIT(8) |
+		     WL_BIT(WL_M1),
 	.version = ipool_version,
 	.open = ipool_open,
 	.close = ipool_close,
@@ -295,6 +342,7 @@ const struct bench_system sys_iopool = {
 	.roundtrip = ipool_roundtrip,
 	.sleeps = ipool_sleeps,
 	.reads = ipool_reads,
+	.mixed = ipool_mixed,
 	.w8_start = ipool_w8_start,
 	.w8_submit = ipool_w8_submit,
 	.w8_poll = ipool_w8_poll,

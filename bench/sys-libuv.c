@@ -1,6 +1,6 @@
 /*
- * System "libuv": libuv's thread pool.  uv_queue_work() for W1, W3, W4 and
- * W8, uv_fs_read() with an offset for W2, W5, W6 and W7.  The pool size is
+ * System "libuv": libuv's thread pool.  uv_queue_work() for W1, W3, W4, W8
+ * and M1, uv_fs_read() with an offset for W2, W5, W6 and W7.  The pool size is
  * UV_THREADPOOL_SIZE, set with setenv() before the pool starts (libuv
  * reads it once, at the first submit).  The main thread runs
  * uv_run(loop, UV_RUN_ONCE) until the loop's work is done; the after-work
@@ -34,6 +34,14 @@ struct urslot {
 	struct ul *ul;
 };
 
+/* One M1 job in flight. */
+struct umslot {
+	uv_work_t req;
+	struct ul *ul;
+	struct mix *m;
+	struct mix_job job;
+};
+
 struct ul {
 	uv_loop_t loop;
 	/* Job loops (W1, W4): the work, and counts on the main thread. */
@@ -49,6 +57,8 @@ struct ul {
 	/* Reads: one slot per op in flight. */
 	struct urslot *rslots;
 	unsigned nslots;
+	/* M1: one slot per op in flight (nslots of them). */
+	struct umslot *mslots;
 	/* W8: the driver's job objects, as WORKLOADS.md allocates them. */
 	uv_work_t *w8_blockers;
 	uv_work_t *w8_jobs;
@@ -85,11 +95,15 @@ static void *ul_open(const struct bench_cfg *cfg)
 	ul->nslots = cfg->window;
 	ul->jobs = calloc(ul->njobs + 1, sizeof(*ul->jobs));
 	ul->rslots = calloc(ul->nslots + 1, sizeof(*ul->rslots));
+	ul->mslots = calloc(ul->nslots + 1, sizeof(*ul->mslots));
 	r = uv_loop_init(&ul->loop);
-	if (r || !ul->jobs || !ul->rslots) {
+	if (r || !ul->jobs || !ul->rslots || !ul->mslots) {
 		fail("uv_loop_init", r ? -r : ENOMEM);
+		if (!r)
+			uv_loop_close(&ul->loop);
 		free(ul->jobs);
 		free(ul->rslots);
+		free(ul->mslots);
 		free(ul);
 		return NULL;
 	}
@@ -103,6 +117,7 @@ static void ul_close(void *ctx)
 	uv_loop_close(&ul->loop);
 	free(ul->jobs);
 	free(ul->rslots);
+	free(ul->mslots);
 	free(ul->w8_blockers);
 	free(ul->w8_jobs);
 	free(ul);
@@ -247,6 +262,48 @@ static int ul_reads(void *ctx, struct rplan *p)
 	return 0;
 }
 
+static void mix_after(uv_work_t *req, int status);
+
+static void mix_submit(struct umslot *s)
+{
+	int r;
+
+	if (!mix_next(s->m, &s->job))
+		return;
+	r = uv_queue_work(&s->ul->loop, &s->req,
+			  s->job.is_long ? sleep_work : noop_work, mix_after);
+	if (r)
+		mix_abort(s->m, "uv_queue_work", -r);
+}
+
+/* An M1 job ended: time it, count it and submit the next one. */
+static void mix_after(uv_work_t *req, int status)
+{
+	struct umslot *s = req->data;
+
+	mix_done(s->m, &s->job, status);
+	mix_submit(s);
+}
+
+static int ul_mixed(void *ctx, struct mix *m)
+{
+	struct ul *ul = ctx;
+
+	if (m->window > ul->nslots)
+		return fail("mixed", EINVAL);
+	for (unsigned k = 0; k < m->window; k++) {
+		struct umslot *s = &ul->mslots[k];
+
+		s->ul = ul;
+		s->m = m;
+		s->req.data = s;
+		mix_submit(s);
+	}
+	while (mix_inflight(m))
+		uv_run(&ul->loop, UV_RUN_ONCE);
+	return 0;
+}
+
 static void blocker_work(uv_work_t *req)
 {
 	w8_block(w8_cur);
@@ -317,7 +374,8 @@ static int ul_w8_drain(void *ctx, struct w8 *w)
 const struct bench_system sys_libuv = {
 	.name = "libuv",
 	.workloads = WL_BIT(1) | WL_BIT(2) | WL_BIT(3) | WL_BIT(4) |
-		     WL_BIT(5) | WL_BIT(6) | WL_BIT(7) | WL_BIT(8),
+		     WL_BIT(5) | WL_BIT(6) | WL_BIT(7) | WL_BIT(8) |
+		     WL_BIT(WL_M1),
 	.version = ul_version,
 	.open = ul_open,
 	.close = ul_close,
@@ -325,6 +383,7 @@ const struct bench_system sys_libuv = {
 	.roundtrip = ul_roundtrip,
 	.sleeps = ul_sleeps,
 	.reads = ul_reads,
+	.mixed = ul_mixed,
 	.w8_start = ul_w8_start,
 	.w8_submit = ul_w8_submit,
 	.w8_poll = ul_w8_poll,

@@ -7,7 +7,8 @@
  * closed loop of no-ops, reads, sleeps, one round trip, or the W8 queue.
  * Each loop runs on the calling (main) thread, and every completion
  * callback runs there too.  All state is the system's own, in the
- * context its open() returns; nothing is allocated per op.
+ * context its open() returns; nothing is allocated per op.  M1 (run-m1.c)
+ * is a closed loop of jobs like W1's, with a 1 ms sleep in 1 job in 100.
  */
 #ifndef IOP_BENCH_SYSTEMS_H
 #define IOP_BENCH_SYSTEMS_H
@@ -20,7 +21,7 @@
 
 /* What one child process runs. */
 struct bench_cfg {
-	int wl;			/* the workload, 1 to 8 */
+	int wl;			/* the workload, 1 to WL_COUNT */
 	unsigned threads;	/* worker threads (io_uring: io-wq's cap) */
 	unsigned window;	/* ops in flight */
 	unsigned max_inflight;	/* the most ops in flight at once: window,
@@ -90,6 +91,44 @@ void w8_block(struct w8 *w);
 /* A W8 callback for the job whose byte is @count. */
 void w8_done(struct w8 *w, unsigned char *count);
 
+/*
+ * M1: a closed loop of @total jobs, @window in flight, where job i is long
+ * (m1_is_long(i): its work is sleep_1ms()) or short (no work).  The system
+ * keeps one struct mix_job per op in flight; mix_next() fills it and takes
+ * the submit time right before the system submits it, mix_done() takes
+ * the completion time first thing in the job's callback, on the main
+ * thread, and keeps the short jobs' latencies.  The loop stops when
+ * mix_inflight() is 0.  All of it runs on the main thread.
+ */
+struct mix {
+	uint64_t total;
+	unsigned window;
+	uint64_t submitted;
+	uint64_t completed;
+	uint64_t nshort, nlong;	/* of the completed */
+	int64_t *lat;		/* @total slots: short jobs' ns, in the
+				 * order their callbacks ran */
+	bool failed;		/* a submit or a job failed: stop */
+	const char *who;	/* for messages */
+};
+
+struct mix_job {
+	uint64_t i;		/* the job's number, from 0 */
+	bool is_long;		/* m1_is_long(i) */
+	int64_t t0;		/* mono_ns() just before the submit */
+};
+
+/*
+ * The next job into *@j: true, and it counts as submitted; false when all
+ * are submitted or the loop has failed.
+ */
+bool mix_next(struct mix *m, struct mix_job *j);
+/* Job @j ended with @result (0 expected): time it and count it. */
+void mix_done(struct mix *m, const struct mix_job *j, ssize_t result);
+/* A submit failed with @err: the job is not in flight; stop the loop. */
+void mix_abort(struct mix *m, const char *call, int err);
+uint64_t mix_inflight(const struct mix *m);
+
 struct bench_system {
 	const char *name;	/* as on the command line and in the CSV */
 	unsigned workloads;	/* bit n set: runs Wn */
@@ -106,11 +145,13 @@ struct bench_system {
 	 * sleeps (W4): @n jobs of sleep_1ms(), at most @cap in flight where
 	 *   the system has no worker threads to bound them.
 	 * reads (W2, W5, W6, W7): run @p to its end.
+	 * mixed (M1): run @m to its end, @m->window in flight.
 	 */
 	int (*noops)(void *ctx, uint64_t n, unsigned window);
 	int (*roundtrip)(void *ctx, int64_t *t1);
 	int (*sleeps)(void *ctx, unsigned n, unsigned cap);
 	int (*reads)(void *ctx, struct rplan *p);
+	int (*mixed)(void *ctx, struct mix *m);
 	/*
 	 * W8.  w8_start: allocate the job objects the driver owns (if any)
 	 * and submit the blockers.  w8_submit: submit the @n no-ops.
@@ -146,8 +187,13 @@ extern const struct bench_system sys_io_uring_async;
  */
 int run_workload(const struct bench_system *sys, const struct bench_cfg *cfg);
 
-/* W8's procedure (run-w8.c), for run_workload(): 0, or -1 after a message. */
+/*
+ * The procedures of W8 (run-w8.c) and M1 (run-m1.c), for run_workload():
+ * 0, or -1 after a message.
+ */
 int run_w8(const struct bench_system *sys, void *ctx,
+	   const struct bench_cfg *cfg);
+int run_m1(const struct bench_system *sys, void *ctx,
 	   const struct bench_cfg *cfg);
 
 #endif /* IOP_BENCH_SYSTEMS_H */

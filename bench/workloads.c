@@ -1,6 +1,7 @@
 /*
- * The system-independent pieces of W1-W8: pattern, offsets, verification,
- * percentiles, timing, data files, page-cache and memory readings.
+ * The system-independent pieces of W1-W8 and M1: pattern, offsets,
+ * verification, M1's long jobs, percentiles, timing, data files,
+ * page-cache and memory readings.
  * See workloads.h for the contracts and ../shared/WORKLOADS.md for the
  * definitions they follow.
  */
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -35,14 +37,15 @@ const struct wl_def wl_defs[WL_COUNT + 1] = {
 	[6] = { "W6", "cold 4 KiB random reads, O_DIRECT", 64, 64 },
 	[7] = { "W7", "cold 4 KiB random reads, buffered", 64, 64 },
 	[8] = { "W8", "memory per queued job", 4, 0 },
+	[WL_M1] = { "M1", "1% of jobs 1 ms, the rest no-ops", 4, 256 },
 };
 
 int wl_parse(const char *name)
 {
-	if ((name[0] != 'W' && name[0] != 'w') || name[1] < '1' ||
-	    name[1] > '0' + WL_COUNT || name[2] != '\0')
-		return 0;
-	return name[1] - '0';
+	for (int wl = 1; wl <= WL_COUNT; wl++)
+		if (!strcasecmp(name, wl_defs[wl].name))
+			return wl;
+	return 0;
 }
 
 uint64_t pattern_word(uint64_t off)
@@ -137,6 +140,29 @@ static int cmp_i64(const void *a, const void *b)
 void sort_i64(int64_t *v, size_t n)
 {
 	qsort(v, n, sizeof(*v), cmp_i64);
+}
+
+void lat_summarize(int64_t *ns, size_t n, struct lat_summary *out)
+{
+	int64_t sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += ns[i];
+	sort_i64(ns, n);
+	out->p50_us = (double)ns[pct_index(n, 500)] / 1e3;
+	out->p99_us = (double)ns[pct_index(n, 990)] / 1e3;
+	out->p999_us = (double)ns[pct_index(n, 999)] / 1e3;
+	out->mean_us = (double)sum / (double)n / 1e3;
+}
+
+bool m1_is_long(uint64_t i)
+{
+	return i % M1_LONG_EVERY == M1_LONG_EVERY - 1;
+}
+
+uint64_t m1_long_count(uint64_t n)
+{
+	return n / M1_LONG_EVERY;
 }
 
 int64_t mono_ns(void)

@@ -1,9 +1,11 @@
 /*
  * The pieces of the workloads W1-W8 that do not depend on the system
- * measured (../shared/WORKLOADS.md defines them; that text is normative):
+ * measured (../shared/WORKLOADS.md defines them; that text is normative),
+ * and of M1, the mixed-length workload that bench/run-m1.c defines:
  * the data files and their pattern, the offset generators, verification
- * of a completed read, percentiles, timing, and the page-cache and memory
- * readings.  tests/test-bench.c unit-tests this file on its own.
+ * of a completed read, M1's long jobs, percentiles, timing, and the
+ * page-cache and memory readings.  tests/test-bench.c unit-tests this file
+ * on its own.
  *
  * Every function runs on the calling thread and keeps no state across
  * calls, except where a comment says otherwise.
@@ -34,8 +36,12 @@
 /* W5's reads, and those that write the files and warm the cache. */
 #define CHUNK_SIZE		1048576u
 
-/* The workloads, numbered as in WORKLOADS.md; index 0 is unused. */
-#define WL_COUNT		8
+/*
+ * The workloads, numbered as in WORKLOADS.md (W1-W8 are 1-8), then M1 as
+ * 9; index 0 is unused.  A bit mask of workloads has bit n for number n.
+ */
+#define WL_M1			9
+#define WL_COUNT		9
 
 /* What one workload runs: its defaults (WORKLOADS.md). */
 struct wl_def {
@@ -45,10 +51,10 @@ struct wl_def {
 	unsigned window;	/* ops in flight (W4: io_uring's cap) */
 };
 
-/* wl_defs[1] to wl_defs[8]. */
+/* wl_defs[1] to wl_defs[WL_COUNT]. */
 extern const struct wl_def wl_defs[WL_COUNT + 1];
 
-/* The number of a workload name ("W3" or "w3"), or 0 if it is none. */
+/* The number of a workload name ("W3", "w3", "M1"), or 0 if it is none. */
 int wl_parse(const char *name);
 
 /*
@@ -100,6 +106,35 @@ size_t pct_index(size_t n, unsigned q_thousandths);
 
 /* Sort @n samples in place, ascending. */
 void sort_i64(int64_t *v, size_t n);
+
+/* The latency figures of W3 and M1, in microseconds. */
+struct lat_summary {
+	double p50_us, p99_us, p999_us;	/* nearest-rank, pct_index() */
+	double mean_us;
+};
+
+/*
+ * Summarise @n > 0 latencies in nanoseconds at @ns into *@out.  Sorts
+ * @ns in place.
+ */
+void lat_summarize(int64_t *ns, size_t n, struct lat_summary *out);
+
+/*
+ * M1 (bench/run-m1.c has its definition): 200,000 jobs, of which job i
+ * (from 0, in submission order) is long when i % 100 == 99; a long job
+ * sleeps 1 ms (sleep_1ms()), a short one does nothing.  With 4 workers the
+ * 2,000 long jobs alone need 2,000 x 1 ms / 4 = 500 ms: the ideal wall time.
+ */
+#define M1_JOBS			200000
+#define M1_WARMUP		10000
+#define M1_LONG_EVERY		100
+#define M1_IDEAL_MS		500.0
+
+/* Is job @i of an M1 run a long one? */
+bool m1_is_long(uint64_t i);
+
+/* How many of the jobs 0 to @n - 1 are long. */
+uint64_t m1_long_count(uint64_t n);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t mono_ns(void);

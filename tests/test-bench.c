@@ -6,7 +6,9 @@
  * the first offsets of each splitmix64 generator, and how many of W6's
  * and W7's reads repeat a block (2,856 and 777, as WORKLOADS.md says).
  * Verification must reject a wrong byte, a short read and a failed read;
- * percentiles take the nearest-rank index.
+ * percentiles take the nearest-rank index.  M1 (bench/run-m1.c) has
+ * exactly 2,000 long jobs in 200,000, one in each hundred, and its
+ * short-job percentiles are taken from the 198,000 others.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -165,6 +167,81 @@ START_TEST(test_bench_percentile_of_sorted_samples)
 }
 END_TEST
 
+START_TEST(test_bench_lat_summarize_small)
+{
+	int64_t ns[3] = { 5000, 1000, 3000 };
+	struct lat_summary ls;
+
+	lat_summarize(ns, 3, &ls);
+	/* Sorted in place: 1000, 3000, 5000; indices 1, 2 and 2. */
+	ck_assert_int_eq(ns[0], 1000);
+	ck_assert_int_eq(ns[2], 5000);
+	ck_assert_double_eq(ls.p50_us, 3.0);
+	ck_assert_double_eq(ls.p99_us, 5.0);
+	ck_assert_double_eq(ls.p999_us, 5.0);
+	ck_assert_double_eq(ls.mean_us, 3.0);
+}
+END_TEST
+
+START_TEST(test_bench_m1_long_jobs_one_in_each_hundred)
+{
+	uint64_t nlong = 0;
+
+	ck_assert(!m1_is_long(0));
+	ck_assert(!m1_is_long(98));
+	ck_assert(m1_is_long(99));
+	ck_assert(!m1_is_long(100));
+	ck_assert(m1_is_long(199));
+	ck_assert(m1_is_long(199999));
+	for (uint64_t i = 0; i < M1_JOBS; i++) {
+		nlong += m1_is_long(i);
+		/* The one long job of each hundred is its last. */
+		if (i % 100 == 99)
+			ck_assert_uint_eq(nlong, i / 100 + 1);
+	}
+	ck_assert_uint_eq(M1_JOBS, 200000);
+	ck_assert_uint_eq(nlong, 2000);
+	ck_assert_uint_eq(m1_long_count(M1_JOBS), 2000);
+	ck_assert_uint_eq(m1_long_count(M1_WARMUP), 100);
+	ck_assert_uint_eq(m1_long_count(99), 0);
+	ck_assert_uint_eq(m1_long_count(100), 1);
+	ck_assert_uint_eq(m1_long_count(199), 1);
+	/* The ideal: 2,000 long jobs of 1 ms on 4 workers. */
+	ck_assert_double_eq(M1_IDEAL_MS, 2000 * 1.0 / 4);
+}
+END_TEST
+
+START_TEST(test_bench_m1_short_job_percentiles)
+{
+	enum { N = 198000 };	/* M1's short jobs */
+	int64_t *v = malloc(N * sizeof(*v));
+	struct lat_summary ls;
+	uint64_t rng = 7;
+
+	ck_assert_uint_eq(M1_JOBS - m1_long_count(M1_JOBS), N);
+	ck_assert_uint_eq(pct_index(N, 500), 98999);
+	ck_assert_uint_eq(pct_index(N, 990), 196019);
+	ck_assert_uint_eq(pct_index(N, 999), 197801);
+	/* Samples 1 to N us, shuffled. */
+	ck_assert_ptr_nonnull(v);
+	for (int i = 0; i < N; i++)
+		v[i] = (int64_t)(i + 1) * 1000;
+	for (int i = N - 1; i > 0; i--) {
+		int j = (int)(rng_next(&rng) % (uint64_t)(i + 1));
+		int64_t t = v[i];
+
+		v[i] = v[j];
+		v[j] = t;
+	}
+	lat_summarize(v, N, &ls);
+	ck_assert_double_eq(ls.p50_us, 99000.0);
+	ck_assert_double_eq(ls.p99_us, 196020.0);
+	ck_assert_double_eq(ls.p999_us, 197802.0);
+	ck_assert_double_eq(ls.mean_us, 99000.5);
+	free(v);
+}
+END_TEST
+
 /* A 4 KiB block as the file holds it at @off. */
 static void block_at(unsigned char *buf, uint64_t off)
 {
@@ -295,6 +372,15 @@ START_TEST(test_bench_workload_names)
 	ck_assert_int_eq(wl_parse("W0"), 0);
 	ck_assert_int_eq(wl_parse("W12"), 0);
 	ck_assert_int_eq(wl_parse("x"), 0);
+	ck_assert_int_eq(wl_parse("M1"), 9);
+	ck_assert_int_eq(wl_parse("m1"), 9);
+	ck_assert_int_eq(wl_parse("M2"), 0);
+	ck_assert_int_eq(wl_parse("M"), 0);
+	ck_assert_int_eq(wl_parse("W"), 0);
+	ck_assert_int_eq(wl_parse(""), 0);
+	ck_assert_str_eq(wl_defs[WL_M1].name, "M1");
+	ck_assert_uint_eq(wl_defs[WL_M1].threads, 4);
+	ck_assert_uint_eq(wl_defs[WL_M1].window, 256);
 	ck_assert_str_eq(wl_defs[6].name, "W6");
 	ck_assert_uint_eq(wl_defs[6].threads, 64);
 	ck_assert_uint_eq(wl_defs[1].window, 256);
@@ -322,6 +408,12 @@ static Suite *bench_suite(void)
 	tc = tcase_new("percentile");
 	tcase_add_test(tc, test_bench_percentile_nearest_rank);
 	tcase_add_test(tc, test_bench_percentile_of_sorted_samples);
+	tcase_add_test(tc, test_bench_lat_summarize_small);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("m1");
+	tcase_add_test(tc, test_bench_m1_long_jobs_one_in_each_hundred);
+	tcase_add_test(tc, test_bench_m1_short_job_percentiles);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("verify");
