@@ -11,6 +11,19 @@ need="gcc libc6-dev make autoconf automake libtool libtool-bin pkg-config check"
 need="$need valgrind libc6-dbg"
 # ... and the API fuzzer (fuzz/run.sh), which needs clang's libFuzzer.
 need="$need clang libclang-rt-14-dev"
+# ... and g++: tests/test-header.sh compiles iopool.h as C++ too (it skips
+# that part without a C++ compiler, so CI must have one).
+need="$need g++"
+# ... and libuv and GLib: examples/uv-loop and examples/glib-loop (and their
+# make check tests, which skip without them) are built only where
+# configure finds them; libuv is also a peer of the benchmark.
+need="$need libuv1-dev libglib2.0-dev"
+# ... and groff: tests/test-man.sh renders every page of man/ with groff
+# (it skips without it, so CI and a fresh machine must have it).
+need="$need groff-base"
+# ... and musl-gcc for CI's musl leg (.ci/musl-check), with curl, which
+# fetches the Check sources that leg builds with musl-gcc.
+need="$need musl-tools curl"
 missing=""
 for p in $need "$@"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

@@ -1,7 +1,8 @@
 /*
  * readfiles: a parallel cksum(1), and the example program of iopool.
  *
- *	readfiles [-j THREADS] [-d DEPTH] [-b BYTES] [-v] [FILE|DIR|-]...
+ *	readfiles [-j THREADS] [-d DEPTH] [-b BYTES] [-v] [--compare-sync]
+ *		  [FILE|DIR|-]...
  *
  * For every file it prints the line GNU cksum prints, "CRC BYTES NAME",
  * byte for byte the same, in the order of the arguments.  A directory is
@@ -13,13 +14,22 @@
  *	-b BYTES	bytes per read (default 65536)
  *	-v		progress and a summary on stderr even when stderr is
  *			not a terminal (when it is one, they are always shown)
+ *	--compare-sync	then do the same work again with plain blocking
+ *			calls on one thread (readfiles-sync.c), check that
+ *			it gives the same lines, and say on stderr how long
+ *			each took.  Before each run the files are dropped
+ *			from the page cache, as far as the kernel lets us
+ *			(posix_fadvise), so both start cold.  Not with "-".
  *
+ * `make install` installs it as iopool-readfiles, whose messages then
+ * start with that name (man page: man/iopool-readfiles.1).
  * From the build directory, for example:
  *
  *	./examples/readfiles -j 8 -d 128 /usr/include > sums
  *	./examples/readfiles ../configure.ac ../Makefile.am > sums
  *	cksum ../configure.ac ../Makefile.am | cmp - sums  # silent: same
  *	tar cf - ../src | ./examples/readfiles -
+ *	./examples/readfiles --compare-sync /usr/include > /dev/null
  *
  * Errors go to stderr as "readfiles: NAME: reason", the other files are
  * still read, and the exit status is then 1.
@@ -63,7 +73,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <getopt.h>
 #include <iopool.h>
+
+#include "crc.h"
+#include "readfiles.h"
 
 #define DEFAULT_THREADS 4
 #define DEFAULT_DEPTH 64
@@ -152,66 +166,12 @@ struct readfiles {
 	const char *fatal_what;	/* and what failed. */
 
 	bool progress, stdout_tty;
+	bool compare;		/* --compare-sync, */
+	FILE *copy;		/* and every line printed, again. */
 	uint64_t files_done, files_failed, bytes_done;
 	struct timespec start, last_draw;
 	int shown;		/* Width of the progress line on screen. */
 };
-
-/*
- * The POSIX cksum CRC: polynomial 0x04C11DB7, most significant bit first,
- * starting from 0; the length follows the data, least significant byte
- * first, and the result is complemented.  crc_table[k][i] is the CRC of
- * byte i followed by k zero bytes, so that eight bytes are folded in with
- * eight independent lookups (slicing-by-8, as coreutils does): one lookup
- * per byte would make the main thread, not the disk, the bottleneck.
- */
-static uint32_t crc_table[8][256];
-
-static void crc_init(void)
-{
-	for (unsigned i = 0; i < 256; i++) {
-		uint32_t c = (uint32_t)i << 24;
-
-		for (int bit = 0; bit < 8; bit++)
-			c = c & 0x80000000u ? c << 1 ^ 0x04C11DB7u : c << 1;
-		crc_table[0][i] = c;
-	}
-	for (int k = 1; k < 8; k++)
-		for (unsigned i = 0; i < 256; i++) {
-			uint32_t c = crc_table[k - 1][i];
-
-			crc_table[k][i] = c << 8 ^ crc_table[0][c >> 24];
-		}
-}
-
-static uint32_t crc_byte(uint32_t crc, unsigned char b)
-{
-	return crc << 8 ^ crc_table[0][(crc >> 24 ^ b) & 0xff];
-}
-
-static uint32_t crc_update(uint32_t crc, const unsigned char *p, size_t n)
-{
-	for (; n >= 8; p += 8, n -= 8) {
-		uint32_t a = crc ^ ((uint32_t)p[0] << 24 |
-				    (uint32_t)p[1] << 16 |
-				    (uint32_t)p[2] << 8 | p[3]);
-
-		crc = crc_table[7][a >> 24] ^ crc_table[6][a >> 16 & 0xff] ^
-		      crc_table[5][a >> 8 & 0xff] ^ crc_table[4][a & 0xff] ^
-		      crc_table[3][p[4]] ^ crc_table[2][p[5]] ^
-		      crc_table[1][p[6]] ^ crc_table[0][p[7]];
-	}
-	for (; n > 0; p++, n--)
-		crc = crc_byte(crc, *p);
-	return crc;
-}
-
-static uint32_t crc_finish(uint32_t crc, uint64_t len)
-{
-	for (; len > 0; len >>= 8)
-		crc = crc_byte(crc, len & 0xff);
-	return ~crc;
-}
 
 static double ms_since(const struct timespec *t)
 {
@@ -263,7 +223,7 @@ static void summary(struct readfiles *rf)
 	if (!rf->progress)
 		return;
 	progress_clear(rf);
-	fprintf(stderr, "readfiles: %" PRIu64 " files, %" PRIu64 " failed, "
+	fprintf(stderr, PROG ": %" PRIu64 " files, %" PRIu64 " failed, "
 		"%" PRIu64 " bytes in %.3f s, %.1f MB/s\n",
 		rf->files_done, rf->files_failed, rf->bytes_done, ms / 1e3,
 		ms > 0 ? rf->bytes_done / 1e3 / ms : 0.0);
@@ -297,8 +257,7 @@ static bool submitted(struct readfiles *rf, const iop_job *job,
 /* ------------------------------------------------------------------ */
 /* The walk.                                                           */
 
-/* DIR/NAME, without doubling a slash that DIR already ends with. */
-static char *path_join(const char *dir, const char *name)
+char *path_join(const char *dir, const char *name)
 {
 	size_t dlen = strlen(dir), nlen = strlen(name);
 	bool slash = dlen > 0 && dir[dlen - 1] != '/';
@@ -493,7 +452,7 @@ static void file_maybe_end(struct readfiles *rf, struct file *f)
 		return;
 	if (!f->err && !f->eof) {
 		/* Every offset below next_off had a chunk: a bug if not. */
-		fprintf(stderr, "readfiles: %s: ended before EOF\n", f->name);
+		fprintf(stderr, PROG ": %s: ended before EOF\n", f->name);
 		abort();
 	}
 	while ((c = f->first)) {
@@ -613,7 +572,7 @@ static void sum_ready(struct readfiles *rf, struct file *f)
 		f->first = c->next;
 		if (!f->first)
 			f->last = &f->first;
-		f->crc = crc_update(f->crc, c->buf, c->got);
+		f->crc = cksum_update(f->crc, c->buf, c->got);
 		f->len += (int64_t)c->got;
 		rf->bytes_done += c->got;
 		f->eof = c->eof;
@@ -696,7 +655,7 @@ static void print_ready(struct readfiles *rf)
 				break;
 			}
 			progress_clear(rf);
-			fprintf(stderr, "readfiles: %s: %s\n", f->name,
+			fprintf(stderr, PROG ": %s: %s\n", f->name,
 				strerror(f->err));
 			rf->status = 1;
 			rf->files_failed++;
@@ -704,9 +663,16 @@ static void print_ready(struct readfiles *rf)
 			if (rf->stdout_tty)
 				progress_clear(rf);
 			if (printf("%" PRIu32 " %" PRId64 " %s\n",
-				   crc_finish(f->crc, (uint64_t)f->len),
+				   cksum_finish(f->crc, (uint64_t)f->len),
 				   f->len, f->name) < 0) {
 				set_fatal(rf, "write error", errno);
+				break;
+			}
+			if (rf->copy &&
+			    fprintf(rf->copy, "%" PRIu32 " %" PRId64 " %s\n",
+				    cksum_finish(f->crc, (uint64_t)f->len),
+				    f->len, f->name) < 0) {
+				set_fatal(rf, "--compare-sync", ENOMEM);
 				break;
 			}
 		}
@@ -741,7 +707,7 @@ static void run(struct readfiles *rf)
 			return;
 		if (rf->jobs == 0) {
 			if (rf->head) {
-				fprintf(stderr, "readfiles: %s: stalled\n",
+				fprintf(stderr, PROG ": %s: stalled\n",
 					rf->head->name);
 				abort();
 			}
@@ -756,13 +722,13 @@ static void run(struct readfiles *rf)
 	}
 }
 
-/* Say @why about option -@opt, if @why is given, then how to call us. */
-static _Noreturn void usage(const char *why, int opt)
+/* Say @why about option @opt, if @why is given, then how to call us. */
+static _Noreturn void usage(const char *why, const char *opt)
 {
 	if (why)
-		fprintf(stderr, "readfiles: %s -%c\n", why, opt);
-	fprintf(stderr, "usage: readfiles [-j THREADS] [-d DEPTH] [-b BYTES] "
-		"[-v] [FILE|DIR|-]...\n");
+		fprintf(stderr, PROG ": %s %s\n", why, opt);
+	fprintf(stderr, "usage: " PROG " [-j THREADS] [-d DEPTH] [-b BYTES] "
+		"[-v] [--compare-sync] [FILE|DIR|-]...\n");
 	exit(2);
 }
 
@@ -776,18 +742,24 @@ static unsigned long parse_num(int opt, const char *s, unsigned long min,
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (*s < '0' || *s > '9' || *end || errno || v < min || v > max) {
-		fprintf(stderr,
-			"readfiles: -%c: bad number '%s' (%lu to %lu)\n",
+		fprintf(stderr, PROG ": -%c: bad number '%s' (%lu to %lu)\n",
 			opt, s, min, max);
-		usage(NULL, 0);
+		usage(NULL, NULL);
 	}
 	return v;
 }
+
+/* The one long option. */
+static const struct option long_opts[] = {
+	{ "compare-sync", no_argument, NULL, 'S' },
+	{ NULL, 0, NULL, 0 },
+};
 
 static void parse_args(struct readfiles *rf, int argc, char **argv,
 		       struct iop_options *opts)
 {
 	static char *dot[] = { ".", NULL };
+	char optname[3] = "-?";
 	bool verbose = false;
 	int opt;
 
@@ -796,7 +768,9 @@ static void parse_args(struct readfiles *rf, int argc, char **argv,
 	rf->bytes = DEFAULT_BYTES;
 	/* Our own messages: getopt's would name .libs/readfiles. */
 	opterr = 0;
-	while ((opt = getopt(argc, argv, ":j:d:b:v")) != -1) {
+	while ((opt = getopt_long(argc, argv, ":j:d:b:v", long_opts,
+				  NULL)) != -1) {
+		optname[1] = (char)optopt;
 		switch (opt) {
 		case 'j':
 			opts->threads = (unsigned)parse_num(opt, optarg, 1,
@@ -812,14 +786,25 @@ static void parse_args(struct readfiles *rf, int argc, char **argv,
 		case 'v':
 			verbose = true;
 			break;
+		case 'S':
+			rf->compare = true;
+			break;
 		case ':':
-			usage("a number must follow", optopt);
+			usage("a number must follow", optname);
 		default:
-			usage("unknown option", optopt);
+			/* A long option is named whole, --compare-sync=x too. */
+			usage("unknown option", optopt && optopt != 'S'
+						? optname : argv[optind - 1]);
 		}
 	}
 	rf->args = optind < argc ? argv + optind : dot;
 	rf->nargs = optind < argc ? argc - optind : 1;
+	for (int i = 0; rf->compare && i < rf->nargs; i++)
+		if (strcmp(rf->args[i], "-") == 0) {
+			fprintf(stderr, PROG ": --compare-sync cannot read "
+				"standard input twice\n");
+			usage(NULL, NULL);
+		}
 	rf->progress = verbose || isatty(STDERR_FILENO);
 	rf->stdout_tty = isatty(STDOUT_FILENO);
 }
@@ -861,43 +846,104 @@ static void teardown(struct readfiles *rf)
 	free(rf->area);
 }
 
+/*
+ * --compare-sync: the same work with blocking calls (readfiles-sync.c),
+ * after the pool's run, which took @pool_ms.  Its lines must be the ones
+ * the pool's run printed (rf->copy), its failures as many.  Returns 0, or
+ * 1 after saying on stderr what went wrong.
+ */
+static int compare_sync(struct readfiles *rf, char *copy, size_t copy_len,
+			double pool_ms)
+{
+	struct timespec t0 = { 0 };
+	uint64_t failed = 0;
+	char *lines = NULL;
+	size_t len = 0;
+	double ms;
+	FILE *out = open_memstream(&lines, &len);
+	int err = out ? 0 : errno;
+
+	if (!err)
+		err = readfiles_drop_cache(rf->args, rf->nargs);
+	if (clock_gettime(CLOCK_MONOTONIC, &t0) < 0 && !err)
+		err = errno;
+	if (!err)
+		err = readfiles_sync(rf->args, rf->nargs, rf->bytes, out,
+				     &failed);
+	ms = ms_since(&t0);
+	if (out && fclose(out) == EOF && !err)
+		err = errno;
+	if (err) {
+		fprintf(stderr, PROG ": --compare-sync: %s\n", strerror(err));
+	} else if (len != copy_len || memcmp(lines, copy, len) != 0 ||
+		   failed != rf->files_failed) {
+		fprintf(stderr, PROG ": --compare-sync: the blocking reads "
+			"gave other results\n");
+		err = -1;
+	} else {
+		fprintf(stderr, PROG ": --compare-sync: iopool %.3f s, "
+			"blocking reads %.3f s: %.2f times as fast\n",
+			pool_ms / 1e3, ms / 1e3, pool_ms > 0 ? ms / pool_ms : 0);
+	}
+	free(lines);
+	return err != 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct readfiles rf = { .status = 0 };
 	struct iop_options opts = { .threads = 0 };
+	char *copy = NULL;
+	size_t copy_len = 0;
+	double pool_ms;
 	int err;
 
 	parse_args(&rf, argc, argv, &opts);
-	crc_init();
+	cksum_init();
+	/* Both runs of --compare-sync start on a cold cache. */
+	err = rf.compare ? readfiles_drop_cache(rf.args, rf.nargs) : 0;
+	if (err) {
+		fprintf(stderr, PROG ": --compare-sync: %s\n", strerror(err));
+		return 1;
+	}
 	if (clock_gettime(CLOCK_MONOTONIC, &rf.start) < 0)
 		memset(&rf.start, 0, sizeof(rf.start));
 	/* Runs shorter than one redraw show only the summary. */
 	rf.last_draw = rf.start;
 	err = setup_buffers(&rf);
 	if (err) {
-		fprintf(stderr, "readfiles: %u buffers of %zu bytes: %s\n",
+		fprintf(stderr, PROG ": %u buffers of %zu bytes: %s\n",
 			rf.depth, rf.bytes, strerror(err));
 		teardown(&rf);
 		return 1;
 	}
 	rf.pool = iop_pool_new(&opts);
 	if (!rf.pool) {
-		fprintf(stderr, "readfiles: iop_pool_new: %s\n",
+		fprintf(stderr, PROG ": iop_pool_new: %s\n",
 			strerror(errno));
 		teardown(&rf);
 		return 1;
 	}
-	run(&rf);
+	if (rf.compare && !(rf.copy = open_memstream(&copy, &copy_len)))
+		set_fatal(&rf, "--compare-sync", errno);
+	if (!rf.fatal)
+		run(&rf);
 	/* Jobs still in flight after an error end here, before teardown. */
 	iop_pool_destroy(rf.pool);
+	pool_ms = ms_since(&rf.start);
+	if (rf.copy && fclose(rf.copy) == EOF)
+		set_fatal(&rf, "--compare-sync", errno);
 	if (!rf.fatal && fclose(stdout) == EOF)
 		set_fatal(&rf, "write error", errno);
 	summary(&rf);
 	if (rf.fatal) {
-		fprintf(stderr, "readfiles: %s: %s\n", rf.fatal_what,
+		fprintf(stderr, PROG ": %s: %s\n", rf.fatal_what,
 			strerror(rf.fatal));
 		rf.status = 1;
+	} else if (rf.compare && compare_sync(&rf, copy, copy_len, pool_ms)) {
+		rf.status = 1;
 	}
+	free(copy);
 	teardown(&rf);
 	return rf.status;
 }

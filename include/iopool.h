@@ -15,7 +15,11 @@
  * - Calls returning a pointer return NULL and set errno on failure.
  * - If a submit call fails, nothing was queued and no callback will run.
  *   If it succeeds, the job's callback runs exactly once (or, for a
- *   future, iop_await() returns its result exactly once).
+ *   future, iop_await() returns its result exactly once).  Besides the
+ *   errors each one lists, every submit call (iop_read() ... iop_call())
+ *   fails with EAGAIN when the queue is full (struct iop_options:
+ *   max_queued) or the pool has no worker thread and none can be started,
+ *   and with EOWNERDEAD in a child of fork(2) (see iop_pool_new()).
  * - The library never prints, logs or exits.  Misuse that cannot be detected
  *   safely (using a job handle after it was released) is undefined; where
  *   the library notices it, it aborts with a message on stderr.
@@ -38,6 +42,34 @@ extern "C" {
 #else
 #define IOP_EXPORT
 #endif
+
+/* ---- Version ------------------------------------------------------ */
+/*
+ * The version of this header, which is the package version (configure.ac's
+ * AC_INIT; configure stops if the two differ).  Plain integers, so that
+ * `#if IOP_VERSION_MAJOR > 0 || IOP_VERSION_MINOR >= 2` works.  The
+ * library's shared object name follows its libtool interface version, not
+ * this: libiopool.so.0 until the ABI breaks.
+ */
+#define IOP_VERSION_MAJOR 0
+#define IOP_VERSION_MINOR 1
+#define IOP_VERSION_PATCH 0
+#define IOP__STRINGIFY(x) #x
+#define IOP__VERSION_STR(a, b, c) \
+	IOP__STRINGIFY(a) "." IOP__STRINGIFY(b) "." IOP__STRINGIFY(c)
+/* "MAJOR.MINOR.PATCH" of this header, as a string literal: "0.1.0". */
+#define IOP_VERSION_STRING \
+	IOP__VERSION_STR(IOP_VERSION_MAJOR, IOP_VERSION_MINOR, IOP_VERSION_PATCH)
+
+/*
+ * The version of the library actually running, as "MAJOR.MINOR.PATCH"
+ * (IOP_VERSION_STRING of the header it was built with), which may differ
+ * from the header a program was compiled with.  The string has static
+ * storage: never free or modify it.  Any thread may call it, at any time,
+ * with or without a pool.  No errors: it never returns NULL.
+ */
+IOP_EXPORT const char *iop_version(void);
+/* ---- end of version ------------------------------------------------ */
 
 /* A pool of worker threads with one completion queue.  Opaque. */
 typedef struct iop_pool iop_pool;
@@ -63,15 +95,19 @@ typedef void iop_done_fn(iop_job *job, ssize_t result, void *arg);
 /*
  * A work function for iop_call().  It runs with every signal blocked, on
  * a worker thread, or on a thread that waits for it: when the pool has
- * seen calls of the same function take under 20 microseconds, and no
- * worker is busy, a thread about to sleep in iop_wait() or iop_await()
- * until a worker has run the one queued call runs it itself, since a
- * wake-up costs more than the call.  So a work function must not wait
- * for something the waiting thread would do only after its wait (as it
- * must not wait for anything a callback does); pools created with
- * IOP_POOL_WORKERS_ONLY never do this.  Its return value becomes the
- * job's result (by convention >= 0, or a negative errno value).  A long
- * one can check iop_cancel_requested() now and then and give up early.
+ * seen jobs of the same kind (calls of the same function; for the other
+ * ops, the same op on the same descriptor) take under 20 microseconds,
+ * and no worker is busy, a thread about to sleep in iop_wait(),
+ * iop_await() or iop_await_timeout() until a worker has run the one
+ * queued job runs it itself, since a wake-up costs more than the job.
+ * So a work function must not wait for something the waiting thread
+ * would do only after its wait (as it must not wait for anything a
+ * callback does); pools created with IOP_POOL_WORKERS_ONLY never do this.
+ * Inline pools (IOP_POOL_INLINE) and IOP_OVERFLOW_INLINE run it on the
+ * submitting thread, with that thread's own signal mask.  Its return
+ * value becomes the job's result (by convention >= 0, or a negative errno
+ * value).  A long one can check iop_cancel_requested() now and then and
+ * give up early.
  */
 typedef ssize_t iop_work_fn(void *ctx);
 
@@ -193,7 +229,8 @@ enum {
  * Returns the pool, or NULL with errno set: EINVAL for an option out of
  * range (min_threads above threads, an unknown overflow policy or flag,
  * IOP_POOL_INLINE with threads) or a non-zero reserved word, ENOMEM, or
- * what eventfd(2) or pthread_create(3) reported (EMFILE, ENFILE, EAGAIN).
+ * what eventfd(2) (pipe2(2) where the pool descriptor is a pipe) or
+ * pthread_create(3) reported (EMFILE, ENFILE, EAGAIN).
  * Any thread may call it.
  *
  * fork(): a pool belongs to the process that created it.  In a child
@@ -534,9 +571,10 @@ IOP_EXPORT iop_job *iop_listdir(iop_pool *pool, int dirfd, const char *path,
 IOP_EXPORT int iop_cancel(iop_job *job);
 
 /*
- * Called from a work function (iop_call()) on the worker running it: 1 if
- * iop_cancel() has been called on that job (or its group), 0 if not, and 0
- * on any other thread.  Cheap enough to call in a loop.
+ * Called from a work function (iop_call()) on the thread running it (a
+ * worker, a waiting thread, or the submitting thread of an inline pool):
+ * 1 if iop_cancel() has been called on that job (or its group), 0 if not,
+ * and 0 outside a work function.  Cheap enough to call in a loop.
  */
 IOP_EXPORT int iop_cancel_requested(void);
 
@@ -594,8 +632,9 @@ IOP_EXPORT int iop_batch_begin(iop_pool *pool);
  * -EINVAL for @pool NULL or no batch of this thread open on @pool, or
  * -EOWNERDEAD in a forked child (see iop_pool_new()).  If the pool has
  * no worker thread and none can be started (pthread_create(3) fails), the
- * jobs end at once with that error (-EAGAIN), as a single submit would
- * have failed; the same holds for jobs submitted by callbacks.
+ * jobs end at once with that error (-EAGAIN, or -ENOMEM when the thread's
+ * memory could not be allocated), as a single submit would have failed;
+ * the same holds for jobs submitted by callbacks.
  */
 IOP_EXPORT int iop_batch_end(iop_pool *pool);
 

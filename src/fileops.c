@@ -18,6 +18,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifndef HAVE_RENAMEAT2
+#include <sys/syscall.h>	/* SYS_renameat2, for sys_renameat2() */
+#endif
 
 /*
  * The first buffer of a readfile when st_size gives no hint (/proc,
@@ -240,6 +243,25 @@ iop_job *iop_readfile(iop_pool *pool, int dirfd, const char *path,
 }
 
 /*
+ * renameat2(2) through the C library where it has it, else straight to
+ * the kernel (musl 1.2.3 has no wrapper), else ENOSYS as from a kernel
+ * without it.
+ */
+static int sys_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+			 const char *newpath, unsigned flags)
+{
+#if defined(HAVE_RENAMEAT2)
+	return renameat2(olddirfd, oldpath, newdirfd, newpath, flags);
+#elif defined(SYS_renameat2)
+	return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd,
+			    newpath, flags);
+#else
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+/*
  * renameat(2) for flags 0, as documented; renameat2(2) only when flags
  * ask for it, so that plain renames work on kernels and file systems
  * without it.
@@ -253,8 +275,8 @@ ssize_t iop__run_renameat(const struct iop__req *req)
 	if (req->u.rename.flags == 0)
 		r = renameat(req->fd, req->u.path, newdirfd, newpath);
 	else
-		r = renameat2(req->fd, req->u.path, newdirfd, newpath,
-			      req->u.rename.flags);
+		r = sys_renameat2(req->fd, req->u.path, newdirfd, newpath,
+				  req->u.rename.flags);
 	return iop__sysret(r);
 }
 

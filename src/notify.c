@@ -1,7 +1,13 @@
 /*
- * The completion doorbell: an eventfd where the system has one, else a
- * pipe.  Workers ring it when the completion stack goes from empty to
- * non-empty; the polling thread drains it before taking the stack.
+ * The completion doorbell: an eventfd where configure found one (and
+ * --disable-eventfd did not turn it off), else a self-pipe.  Workers ring
+ * it when the completion stack goes from empty to non-empty; the polling
+ * thread drains it before taking the stack.
+ *
+ * With a pipe, the pool descriptor (iop_pool_fd()) is the read end;
+ * ringing writes one byte to the write end, and draining reads until the
+ * pipe is empty.  Both ends are close-on-exec and non-blocking, like the
+ * eventfd, so the rest of the library cannot tell them apart.
  */
 #include "iopool-int.h"
 
@@ -9,27 +15,71 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
-#ifdef HAVE_SYS_EVENTFD_H
+#ifdef IOP_NOTIFY_EVENTFD
 #include <sys/eventfd.h>
 #endif
 
-int iop__notify_open(struct iop__notify *n)
+#ifdef IOP_NOTIFY_EVENTFD
+static int open_fds(int *rfd, int *wfd)
 {
-#if defined(HAVE_SYS_EVENTFD_H) && defined(HAVE_EVENTFD)
-	n->rfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (n->rfd < 0)
-		return -errno;
-	n->wfd = n->rfd;
-	return 0;
-#else
+	*rfd = *wfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return *rfd < 0 ? -errno : 0;
+}
+#elif defined(HAVE_PIPE2)
+static int open_fds(int *rfd, int *wfd)
+{
 	int fds[2];
 
 	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -errno;
-	n->rfd = fds[0];
-	n->wfd = fds[1];
+	*rfd = fds[0];
+	*wfd = fds[1];
 	return 0;
+}
+#else
+/*
+ * No pipe2(2): the flags are set after the pipe exists, so a fork and
+ * exec on another thread in between can leak the two descriptors into
+ * the new program.  Linux C libraries have had pipe2() since 2008; this
+ * is here so that the library still builds without it.
+ */
+static int set_flags(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -errno;
+	return 0;
+}
+
+static int open_fds(int *rfd, int *wfd)
+{
+	int fds[2], err;
+
+	if (pipe(fds) < 0)
+		return -errno;
+	err = set_flags(fds[0]);
+	if (!err)
+		err = set_flags(fds[1]);
+	if (err) {
+		close(fds[0]);
+		close(fds[1]);
+		return err;
+	}
+	*rfd = fds[0];
+	*wfd = fds[1];
+	return 0;
+}
 #endif
+
+int iop__notify_open(struct iop__notify *n)
+{
+	int err = open_fds(&n->rfd, &n->wfd);
+
+	if (err)
+		n->rfd = n->wfd = -1;
+	return err;
 }
 
 void iop__notify_close(struct iop__notify *n)
@@ -41,8 +91,9 @@ void iop__notify_close(struct iop__notify *n)
 }
 
 /*
- * Make the descriptor readable.  EAGAIN means it already is (a full pipe,
- * or an eventfd counter near its limit), which is all a doorbell needs.
+ * Make the descriptor readable: add 1 to the eventfd's counter, or write
+ * one byte to the pipe.  EAGAIN means it already is (a full pipe, or an
+ * eventfd counter near its limit), which is all a doorbell needs.
  */
 void iop__notify_signal(struct iop__notify *n)
 {
@@ -56,7 +107,10 @@ void iop__notify_signal(struct iop__notify *n)
 }
 
 /*
- * Make the descriptor unreadable again.  One read empties an eventfd.
+ * Make the descriptor unreadable again.  One read empties an eventfd;
+ * a pipe is read until it is empty: until EAGAIN, or a read shorter than
+ * the buffer, which already shows that nothing was left (and saves the
+ * read that would say EAGAIN; rings are rare, so a drain finds one byte).
  * Without @force the read is skipped when no write was announced since
  * the last drain: iop_wait() takes ready completions with no system call
  * at all.  Each write is announced just before it is made, so a drain
@@ -85,6 +139,17 @@ void iop__notify_drain(struct iop__notify *n, bool force)
  * limit).  Returns 1 when readable, 0 on timeout, or -errno.  Interrupted
  * waits return 0 too: the caller recomputes what is left and waits again.
  */
+int iop__notify_wait(struct iop__notify *n, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = n->rfd, .events = POLLIN };
+	int r;
+
+	r = poll(&pfd, 1, timeout_ms);
+	if (r < 0)
+		return errno == EINTR ? 0 : -errno;
+	return r;
+}
+
 /* The same with a timeout in nanoseconds (>= 0). */
 int iop__notify_wait_ns(struct iop__notify *n, int64_t timeout_ns)
 {
@@ -93,17 +158,6 @@ int iop__notify_wait_ns(struct iop__notify *n, int64_t timeout_ns)
 	int r;
 
 	r = ppoll(&pfd, 1, &ts, NULL);
-	if (r < 0)
-		return errno == EINTR ? 0 : -errno;
-	return r;
-}
-
-int iop__notify_wait(struct iop__notify *n, int timeout_ms)
-{
-	struct pollfd pfd = { .fd = n->rfd, .events = POLLIN };
-	int r;
-
-	r = poll(&pfd, 1, timeout_ms);
 	if (r < 0)
 		return errno == EINTR ? 0 : -errno;
 	return r;

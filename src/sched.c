@@ -593,7 +593,9 @@ iop_job *iop__read_now(struct iop_pool *pool, const struct iop__req *req)
 	struct iop_job *job;
 	ssize_t r;
 
+	/* A submit that will fail leaves @buf alone. */
 	if (iop__batch.pool == pool || pool->max_queued ||
+	    atomic_load_explicit(&pool->shutdown, memory_order_relaxed) ||
 	    atomic_load_explicit(&pool->forked, memory_order_relaxed) ||
 	    !nowait_worth(slot, req->fd))
 		return NULL;

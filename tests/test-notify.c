@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,6 +38,33 @@ START_TEST(test_notify_fd_is_cloexec_and_nonblocking)
 	ck_assert(flflags & O_NONBLOCK);
 	/* Stable for the pool's life. */
 	ck_assert_int_eq(iop_pool_fd(pool), fd);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
+/*
+ * The descriptor is what configure chose: an eventfd, or the read end of
+ * a pipe without eventfd or with --disable-eventfd (so that the pipe leg
+ * of CI cannot pass by testing the eventfd).
+ */
+START_TEST(test_notify_fd_is_the_configured_kind)
+{
+	iop_pool *pool = pool_new(0);
+	int fd = iop_pool_fd(pool);
+	char link[64], target[128];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	ck_assert_int_gt(n, 0);
+	target[n] = '\0';
+#ifdef IOP_NOTIFY_EVENTFD
+	ck_assert_str_eq(target, "anon_inode:[eventfd]");
+#else
+	ck_assert_msg(strncmp(target, "pipe:", 5) == 0,
+		      "the pool descriptor is %s, not a pipe", target);
+	ck_assert_int_eq(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+#endif
 	iop_pool_destroy(pool);
 }
 END_TEST
@@ -499,6 +527,7 @@ static Suite *notify_suite(void)
 
 	tc = tcase_new("fd");
 	tcase_add_test(tc, test_notify_fd_is_cloexec_and_nonblocking);
+	tcase_add_test(tc, test_notify_fd_is_the_configured_kind);
 	tcase_add_test(tc, test_notify_fd_not_readable_when_idle);
 	tcase_add_test(tc,
 		       test_notify_fd_readable_after_completion_until_polled);

@@ -26,6 +26,28 @@
 
 #include "helpers.h"
 
+/*
+ * musl (1.2.3, Debian's musl-tools) has neither renameat2() nor its
+ * flags: the comparisons below call the kernel directly, and the flags
+ * have their values from <linux/fs.h>, which are kernel ABI.
+ */
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+#ifndef HAVE_RENAMEAT2
+#include <sys/syscall.h>
+
+static int renameat2(int olddirfd, const char *oldpath, int newdirfd,
+		     const char *newpath, unsigned flags)
+{
+	return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd,
+			    newpath, flags);
+}
+#endif
+
 #define SEED 0x5eed0fa1u
 
 /* ------------------------------------------------------------------ */
