@@ -496,7 +496,9 @@ IOP_EXPORT iop_job *iop_fallocate(iop_pool *pool, int fd, int mode,
  * Queue renameat2(2) of @oldpath (relative to @olddirfd) to @newpath
  * (relative to @newdirfd) with @flags (0, RENAME_NOREPLACE,
  * RENAME_EXCHANGE); with @flags 0 it is plain renameat(2).  Both paths are
- * copied.  The result is 0 or -errno.  EINVAL: a path NULL.
+ * copied.  The result is 0 or -errno (-ENOSYS for non-zero @flags where
+ * neither the C library nor the kernel has renameat2).  EINVAL: a path
+ * NULL.
  */
 IOP_EXPORT iop_job *iop_renameat(iop_pool *pool, int olddirfd,
 				 const char *oldpath, int newdirfd,
