@@ -131,20 +131,10 @@ int main(int argc, char **argv)
 	struct sumfiles *sf = NULL;
 	struct ticks ticks;
 	iop_pool *pool = NULL;
-	int epfd = -1, tfd = -1, status = 1, opt;
-	char *end;
+	int epfd = -1, tfd = -1, status = 1, first;
 
-	opterr = 0;	/* Ours: getopt's message would name .libs/lt-... */
-	while ((opt = getopt(argc, argv, "i:")) != -1) {
-		if (opt != 'i')
-			goto usage;
-		errno = 0;
-		ms = strtoul(optarg, &end, 10);
-		if (*optarg < '0' || *optarg > '9' || *end || errno ||
-		    ms < 1 || ms > 60000)
-			goto usage;
-	}
-	if (optind == argc)
+	first = ticks_parse_args(argc, argv, &ms);
+	if (first < 0)
 		goto usage;
 	cksum_init();
 	pool = iop_pool_new(NULL);
@@ -152,7 +142,7 @@ int main(int argc, char **argv)
 		perror(PROG ": iop_pool_new");
 		goto out;
 	}
-	sf = sumfiles_new(pool, PROG, argv + optind, argc - optind);
+	sf = sumfiles_new(pool, PROG, argv + first, argc - first);
 	if (!sf) {
 		perror(PROG ": sumfiles_new");
 		goto out;
@@ -176,7 +166,7 @@ int main(int argc, char **argv)
 	sumfiles_start(sf);
 	status = run(pool, sf, epfd, tfd, &ticks);
 	if (!status) {
-		ticks_report(&ticks, PROG, argc - optind, sf);
+		ticks_report(&ticks, PROG, argc - first, sf);
 		status = sumfiles_status(sf);
 	}
 out:

@@ -102,20 +102,10 @@ int main(int argc, char **argv)
 	struct app app = { .status = 0 };
 	unsigned long ms = 10;
 	guint pool_id;
-	char *end;
-	int opt;
+	int first;
 
-	opterr = 0;	/* Ours: getopt's message would name .libs/lt-... */
-	while ((opt = getopt(argc, argv, "i:")) != -1) {
-		if (opt != 'i')
-			goto usage;
-		errno = 0;
-		ms = strtoul(optarg, &end, 10);
-		if (*optarg < '0' || *optarg > '9' || *end || errno ||
-		    ms < 1 || ms > 60000)
-			goto usage;
-	}
-	if (optind == argc)
+	first = ticks_parse_args(argc, argv, &ms);
+	if (first < 0)
 		goto usage;
 	cksum_init();
 	app.pool = iop_pool_new(NULL);
@@ -123,7 +113,7 @@ int main(int argc, char **argv)
 		perror(PROG ": iop_pool_new");
 		return 1;
 	}
-	app.sf = sumfiles_new(app.pool, PROG, argv + optind, argc - optind);
+	app.sf = sumfiles_new(app.pool, PROG, argv + first, argc - first);
 	if (!app.sf) {
 		perror(PROG ": sumfiles_new");
 		iop_pool_destroy(app.pool);
@@ -141,7 +131,7 @@ int main(int argc, char **argv)
 	} else {
 		g_main_loop_run(app.loop);
 		if (app.status == 0)
-			ticks_report(&app.ticks, PROG, argc - optind, app.sf);
+			ticks_report(&app.ticks, PROG, argc - first, app.sf);
 	}
 	g_main_loop_unref(app.loop);
 	/* After an error, jobs still in flight end here, before the free. */

@@ -317,6 +317,25 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+int ticks_parse_args(int argc, char **argv, unsigned long *ms)
+{
+	char *end;
+	int opt;
+
+	*ms = 10;
+	opterr = 0;	/* Ours: getopt's message would name .libs/lt-... */
+	while ((opt = getopt(argc, argv, "i:")) != -1) {
+		if (opt != 'i')
+			return -1;
+		errno = 0;
+		*ms = strtoul(optarg, &end, 10);
+		if (*optarg < '0' || *optarg > '9' || *end || errno ||
+		    *ms < 1 || *ms > 60000)
+			return -1;
+	}
+	return optind < argc ? optind : -1;
+}
+
 void ticks_start(struct ticks *t, unsigned period_ms)
 {
 	*t = (struct ticks){ .period_ms = period_ms };

@@ -72,6 +72,13 @@ struct ticks {
 	uint64_t start_ns, prev_ns, max_gap_ns;
 };
 
+/*
+ * The command line the loop examples share, "[-i TICK_MS] FILE...": the
+ * tick period (1 to 60000 ms, default 10) into *@ms.  Returns the index
+ * of the first FILE in @argv, or -1 for bad usage.
+ */
+int ticks_parse_args(int argc, char **argv, unsigned long *ms);
+
 /* Start counting now; call it when the timer is started. */
 void ticks_start(struct ticks *t, unsigned period_ms);
 

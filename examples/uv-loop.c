@@ -128,20 +128,10 @@ int main(int argc, char **argv)
 	struct app app = { .status = 0 };
 	unsigned long ms = 10;
 	uv_loop_t loop;
-	char *end;
-	int opt, err;
+	int first, err;
 
-	opterr = 0;	/* Ours: getopt's message would name .libs/lt-... */
-	while ((opt = getopt(argc, argv, "i:")) != -1) {
-		if (opt != 'i')
-			goto usage;
-		errno = 0;
-		ms = strtoul(optarg, &end, 10);
-		if (*optarg < '0' || *optarg > '9' || *end || errno ||
-		    ms < 1 || ms > 60000)
-			goto usage;
-	}
-	if (optind == argc)
+	first = ticks_parse_args(argc, argv, &ms);
+	if (first < 0)
 		goto usage;
 	cksum_init();
 	err = uv_loop_init(&loop);
@@ -151,8 +141,8 @@ int main(int argc, char **argv)
 	}
 	app.pool = iop_pool_new(NULL);
 	if (app.pool)
-		app.sf = sumfiles_new(app.pool, PROG, argv + optind,
-				      argc - optind);
+		app.sf = sumfiles_new(app.pool, PROG, argv + first,
+				      argc - first);
 	if (!app.pool || !app.sf) {
 		perror(app.pool ? PROG ": sumfiles_new" : PROG ": iop_pool_new");
 		app.status = 1;
@@ -169,7 +159,7 @@ int main(int argc, char **argv)
 	if (err)
 		fail(&app, "uv_run: handles left open", UV_EBUSY);
 	else if (app.status == 0)
-		ticks_report(&app.ticks, PROG, argc - optind, app.sf);
+		ticks_report(&app.ticks, PROG, argc - first, app.sf);
 	err = uv_loop_close(&loop);
 	if (err)
 		fail(&app, "uv_loop_close", err);
