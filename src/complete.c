@@ -104,7 +104,7 @@ static int poll_budget(struct iop_pool *pool, unsigned max, int64_t deadline,
 		       bool force)
 {
 	unsigned rounds = 0;
-	bool again;
+	bool again, untaken = false;
 	int n = 0;
 
 	do {
@@ -115,6 +115,8 @@ static int poll_budget(struct iop_pool *pool, unsigned max, int64_t deadline,
 		if (!pool->ready)
 			pool->ready = iop__chain_reverse(
 				iop__stack_take(&pool->done));
+		else
+			untaken = true;
 		n += run_ready(pool, max ? max - (unsigned)n : 0, deadline,
 			       &again);
 		/* Callbacks ended jobs right here: run theirs too. */
@@ -122,7 +124,11 @@ static int poll_budget(struct iop_pool *pool, unsigned max, int64_t deadline,
 		    (!deadline || iop__now_ns() < deadline))
 			again = true;
 	} while (again && (!max || (unsigned)n < max));
-	if (pool->ready || pool->self_pushed)
+	/* A round that ran leftovers read the doorbell without taking the
+	 * stack: what a worker pushed before that read has lost its ring. */
+	if (pool->ready || pool->self_pushed ||
+	    (untaken &&
+	     atomic_load_explicit(&pool->done.top, memory_order_relaxed)))
 		iop__notify_signal(&pool->notify);
 	return n;
 }

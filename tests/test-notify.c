@@ -281,6 +281,59 @@ START_TEST(test_notify_event_loop_loses_no_wakeup)
 }
 END_TEST
 
+/* Spin until @job has ended (its callback not yet run), or fail. */
+static void until_done(iop_job *job)
+{
+	int64_t end = now_ns() + (int64_t)TEST_WAIT_MS * 1000000;
+
+	while (iop_job_state(job) != IOP_DONE) {
+		ck_assert_msg(now_ns() < end, "the job did not end");
+		sched_yield();
+	}
+}
+
+/*
+ * A poll with a budget leaves callbacks for the next one; a completion
+ * arriving meanwhile rings the descriptor, and the next poll reads that
+ * ring while it runs the leftovers.  The descriptor must stay readable
+ * while that completion waits (an event loop would otherwise sleep on it
+ * for good).
+ */
+START_TEST(test_notify_budget_leftovers_keep_new_completion_readable)
+{
+	enum { N = 3 };
+	iop_pool *pool = pool_new(1);
+	int fd = iop_pool_fd(pool);
+	struct done_rec d[N + 1];
+	iop_job *jobs[N + 1];
+
+	for (int i = 0; i <= N; i++)
+		done_rec_init(&d[i]);
+	for (int i = 0; i < N; i++) {
+		jobs[i] = iop_call(pool, work_return_ctx, (void *)(intptr_t)i,
+				   done_record, &d[i]);
+		ck_assert_ptr_nonnull(jobs[i]);
+	}
+	for (int i = 0; i < N; i++)
+		until_done(jobs[i]);
+	ck_assert_int_eq(iop_poll_budget(pool, 1, 0), 1);
+	ck_assert_int_eq(fd_readable(fd, 0), 1);	/* N - 1 left */
+
+	jobs[N] = iop_call(pool, work_return_ctx, (void *)(intptr_t)N,
+			   done_record, &d[N]);
+	ck_assert_ptr_nonnull(jobs[N]);
+	until_done(jobs[N]);
+	ck_assert_int_eq(iop_poll_budget(pool, N - 1, 0), N - 1);
+	ck_assert_int_eq(load_int(&d[N].calls), 0);
+	ck_assert_int_eq(fd_readable(fd, 0), 1);	/* the new one waits */
+	ck_assert_int_eq(iop_poll(pool), 1);
+	ck_assert_int_eq(load_int(&d[N].calls), 1);
+	ck_assert_int_eq(load_long(&d[N].result), N);
+	ck_assert_int_eq(fd_readable(fd, 0), 0);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
 START_TEST(test_notify_poll_idle_returns_zero)
 {
 	iop_pool *pool = pool_new(0);
@@ -537,6 +590,8 @@ static Suite *notify_suite(void)
 
 	tc = tcase_new("poll");
 	tcase_add_test(tc, test_notify_poll_idle_returns_zero);
+	tcase_add_test(tc,
+		test_notify_budget_leftovers_keep_new_completion_readable);
 	tcase_add_test(tc, test_notify_poll_inside_callback_is_edeadlk);
 	tcase_add_test(tc, test_notify_second_poller_gets_ebusy);
 	suite_add_tcase(s, tc);
