@@ -104,19 +104,20 @@ static int poll_budget(struct iop_pool *pool, unsigned max, int64_t deadline,
 		       bool force)
 {
 	unsigned rounds = 0;
-	bool again, untaken = false;
+	bool again;
 	int n = 0;
 
 	do {
 		again = false;
 		pool->self_pushed = false;
-		iop__notify_drain(&pool->notify, force);
-		force = false;
-		if (!pool->ready)
+		/* Read the doorbell only to take the stack right after: a
+		 * ring read while leftovers run would announce nothing. */
+		if (!pool->ready) {
+			iop__notify_drain(&pool->notify, force);
 			pool->ready = iop__chain_reverse(
 				iop__stack_take(&pool->done));
-		else
-			untaken = true;
+		}
+		force = false;
 		n += run_ready(pool, max ? max - (unsigned)n : 0, deadline,
 			       &again);
 		/* Callbacks ended jobs right here: run theirs too. */
@@ -124,11 +125,7 @@ static int poll_budget(struct iop_pool *pool, unsigned max, int64_t deadline,
 		    (!deadline || iop__now_ns() < deadline))
 			again = true;
 	} while (again && (!max || (unsigned)n < max));
-	/* A round that ran leftovers read the doorbell without taking the
-	 * stack: what a worker pushed before that read has lost its ring. */
-	if (pool->ready || pool->self_pushed ||
-	    (untaken &&
-	     atomic_load_explicit(&pool->done.top, memory_order_relaxed)))
+	if (pool->ready || pool->self_pushed)
 		iop__notify_signal(&pool->notify);
 	return n;
 }

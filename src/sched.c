@@ -384,8 +384,7 @@ struct iop_job *iop__take_small_locked(struct iop_pool *pool,
 	if (!want && rq->mask != 1u << lvl)
 		return NULL;
 	job = iop__job_of(rq->level[lvl].head);
-	if ((want && job != want) || job->xflags || !iop__small(pool, job) ||
-	    atomic_load_explicit(&job->cancel, memory_order_relaxed))
+	if ((want && job != want) || job->xflags || !iop__small(pool, job))
 		return NULL;
 	pick_level(rq);			/* the same level, counted */
 	level_remove(rq, lvl, &job->node);
