@@ -758,8 +758,8 @@ IOP_EXPORT int iop_pool_set_threads(iop_pool *pool, unsigned min_threads,
  * each waiting level receives at least one start in nine.  (A job that
  * arrives while a worker runs a batch of short ones may see one more
  * start: the worker notices it between two jobs, without the lock.)
- * Returns 0, -EINVAL (@job NULL, @prio out of range) or -EBUSY (@job not
- * held in this thread's batch).
+ * Returns 0, -EINVAL (@job NULL, @prio out of range), -EBUSY (@job not
+ * held in this thread's batch) or -EOWNERDEAD in a forked child.
  */
 IOP_EXPORT int iop_job_set_priority(iop_job *job, int prio);
 
@@ -775,21 +775,23 @@ typedef struct iop_lane iop_lane;
  * Create a lane on @pool with @name (copied; at most 31 bytes are kept)
  * and @cap (1 or more) concurrently running jobs.  The lane belongs to
  * the pool and lives until iop_pool_destroy().  Returns it, or NULL with
- * errno EINVAL (@pool or @name NULL, @cap 0), ENOMEM or ESHUTDOWN.
+ * errno EINVAL (@pool or @name NULL, @cap 0), ENOMEM, ESHUTDOWN, or
+ * EOWNERDEAD in a forked child.
  */
 IOP_EXPORT iop_lane *iop_lane_new(iop_pool *pool, const char *name,
 				  unsigned cap);
 
 /*
  * Change @lane's cap; raising it starts waiting jobs at once, lowering it
- * lets running ones finish.  Returns 0, or -EINVAL for @lane NULL or @cap 0.
+ * lets running ones finish.  Returns 0, -EINVAL for @lane NULL or @cap 0,
+ * or -EOWNERDEAD in a forked child.
  */
 IOP_EXPORT int iop_lane_set_cap(iop_lane *lane, unsigned cap);
 
 /*
  * Put @job, held in the calling thread's open batch, in @lane (same
  * pool).  Returns 0, -EINVAL (NULL, different pools), -EBUSY (not held
- * in this thread's batch) or -ENOMEM.
+ * in this thread's batch), -ENOMEM, or -EOWNERDEAD in a forked child.
  */
 IOP_EXPORT int iop_job_set_lane(iop_job *job, iop_lane *lane);
 
@@ -800,7 +802,8 @@ IOP_EXPORT int iop_job_set_lane(iop_job *job, iop_lane *lane);
  * after it with -ECANCELED).  The pool's watchdog thread, started with
  * the first deadline, enforces it even while every worker is stuck.
  * Returns 0, -EINVAL (@job NULL, @timeout_ms negative), -EBUSY (not held
- * here), -ENOMEM, or -EAGAIN when the watchdog thread cannot be started.
+ * here), -ENOMEM, -EAGAIN when the watchdog thread cannot be started, or
+ * -EOWNERDEAD in a forked child (where no thread is started).
  */
 IOP_EXPORT int iop_job_set_deadline(iop_job *job, int timeout_ms);
 
