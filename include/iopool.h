@@ -94,15 +94,19 @@ typedef void iop_done_fn(iop_job *job, ssize_t result, void *arg);
 
 /*
  * A work function for iop_call().  It runs with every signal blocked, on
- * a worker thread, or on a thread that waits for it: when the pool has
+ * a worker thread, or on a thread that waits for it, when the pool has
  * seen jobs of the same kind (calls of the same function; for the other
  * ops, the same op on the same descriptor) take under 20 microseconds,
- * and no worker is busy, a thread about to sleep in iop_wait(),
- * iop_await() or iop_await_timeout() until a worker has run the one
- * queued job runs it itself, since a wake-up costs more than the job.
- * So a work function must not wait for something the waiting thread
- * would do only after its wait (as it must not wait for anything a
- * callback does); pools created with IOP_POOL_WORKERS_ONLY never do this.
+ * since a wake-up costs more than such a job: iop_wait() (with a timeout
+ * other than 0) runs batches of them from the head of the queue between
+ * rounds of callbacks, as one of the pool's threads (no more jobs run at
+ * once than the pool has threads), and iop_await() or
+ * iop_await_timeout() runs the future it waits for when it is next in
+ * the queue and no worker is busy.  If such a job blocks after all, an
+ * idle worker gives the rest of that batch back to the workers.  So a
+ * work function must not wait for something the waiting thread would do
+ * only after its wait (as it must not wait for anything a callback does);
+ * pools created with IOP_POOL_WORKERS_ONLY never do this.
  * Inline pools (IOP_POOL_INLINE) and IOP_OVERFLOW_INLINE run it on the
  * submitting thread, with that thread's own signal mask.  Its return
  * value becomes the job's result (by convention >= 0, or a negative errno
@@ -300,8 +304,10 @@ IOP_EXPORT int iop_poll(iop_pool *pool);
  * or a timeout below -1, -EDEADLK or -EBUSY as iop_poll(), or what poll(2)
  * reported (-ENOMEM).  Waiting without limit
  * while no callback job is in flight blocks until another thread submits
- * one and it completes.  Before it sleeps, it may run a queued job known
- * to be short itself (see iop_work_fn), which is faster than a hand-off.
+ * one and it completes.  Between rounds of callbacks it runs queued jobs
+ * known to be short itself (see iop_work_fn), which is faster than a
+ * hand-off: jobs its callbacks submit then wake no worker unless it
+ * returns with them still queued.
  */
 IOP_EXPORT int iop_wait(iop_pool *pool, int timeout_ms);
 

@@ -199,8 +199,9 @@ static int wait_watching(struct iop_pool *pool, int timeout_ms)
 int iop_wait(iop_pool *pool, int timeout_ms)
 {
 	int64_t deadline = 0, left;
+	unsigned rounds = 0;
 	bool force;
-	int n, ready;
+	int n, ran = 0, ready;
 
 	if (timeout_ms < -1)
 		return -EINVAL;
@@ -209,14 +210,24 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 		return n;
 	if (timeout_ms > 0)
 		deadline = iop__now_ns() + (int64_t)timeout_ms * 1000000;
+	pool->in_wait = timeout_ms != 0;
 	for (force = false;;) {
 		n = iop__poll_once(pool, force);
+		ran += n;
+		force = false;
+		/*
+		 * Run short jobs rather than sleep until a worker has, or
+		 * wake one for them: some rounds of that, then return.
+		 */
+		if (timeout_ms != 0 && rounds < IOP__SELF_ROUNDS &&
+		    (!deadline || iop__now_ns() < deadline) &&
+		    iop__help(pool)) {
+			rounds++;
+			continue;
+		}
+		n = ran;
 		if (n != 0 || timeout_ms == 0)
 			break;
-		force = false;
-		/* Run a short job rather than sleep until a worker has. */
-		if (iop__help(pool))
-			continue;
 		left = -1;
 		if (timeout_ms > 0) {
 			left = deadline - iop__now_ns();
@@ -224,6 +235,7 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 				break;
 			left = (left + 999999) / 1000000;	/* round up */
 		}
+		iop__pay_wake(pool);
 		ready = wait_watching(pool, (int)left);
 		if (ready < 0) {
 			n = ready;
@@ -231,6 +243,8 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 		}
 		force = ready > 0;
 	}
+	pool->in_wait = false;
+	iop__pay_wake(pool);
 	leave_poll(pool);
 	return n;
 }

@@ -57,7 +57,8 @@
 /* Kinds of job whose running time the pool remembers (hashed). */
 #define IOP__EST_SLOTS		64
 
-/* Rounds of callbacks one poll runs while callbacks end jobs themselves. */
+/* Rounds of callbacks one poll runs while callbacks end jobs themselves,
+ * and rounds of short jobs one iop_wait() runs between them. */
 #define IOP__SELF_ROUNDS	16
 
 /* Jobs a callback batch may submit before they are handed over early. */
@@ -406,7 +407,16 @@ struct iop_pool {
 	pthread_mutex_t stats_lock;	/* workers list, retired */
 	struct iop__stats retired;	/* of exited workers; stats_lock */
 	struct iop__stats inline_stats;	/* jobs run outside workers; lock */
-	struct iop__stats poller_stats;	/* jobs the polling thread ran */
+	/*
+	 * The polling thread as it runs short jobs in iop_wait() (see
+	 * iop__help()): its batch, claimable like a worker's, and its
+	 * statistics.  Not on the workers list.
+	 */
+	struct iop__worker helper;
+	bool helping;			/* helper.batch is running; lock */
+	bool capped;			/* a worker left a job queued, so
+					 * that no more than max_threads
+					 * jobs run with the helper's; lock */
 
 	struct iop__stack done;		/* finished callback jobs */
 	struct iop__stack freed;	/* released jobs, for reuse */
@@ -418,6 +428,10 @@ struct iop_pool {
 	struct iop__node *pcache;	/* free jobs for those submits */
 	unsigned npcache;
 	struct iop__node *ready;	/* taken, not yet run (a budget) */
+	bool in_wait;			/* inside iop_wait(), which runs
+					 * short jobs it queued itself */
+	bool owe_wake;			/* short jobs were queued with no
+					 * worker woken for them */
 	bool self_pushed;		/* a callback's job ended on this
 					 * thread, unannounced */
 
@@ -475,6 +489,7 @@ void iop__run_here(struct iop_pool *pool, struct iop_job *job);
 void iop__run_helping(struct iop_pool *pool, struct iop_job *job,
 		      struct iop__stats *st);
 bool iop__help(struct iop_pool *pool);
+void iop__pay_wake(struct iop_pool *pool);
 bool iop__ensure_worker_locked(struct iop_pool *pool);
 unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now);
 void iop__drain_inline(struct iop_pool *pool);

@@ -27,6 +27,11 @@
  *        held.  (Taken the other way round, a push landing between the two
  *        would lose its only wake-up.)  Each job goes back to a free list
  *        when its callback returns.
+ *     -> iop_wait(), between rounds of callbacks, takes a batch of short
+ *        jobs off the queue and runs them itself, as one of the pool's
+ *        threads (iop__help()): short jobs its callbacks submit wake no
+ *        worker unless the wait leaves them queued, so a closed loop of
+ *        tiny jobs costs no wake-up at all.
  *
  * Each side makes at most one lock round trip per job: submit, and the
  * worker's pick.  The completion side is lock-free and taken in batches.
@@ -280,6 +285,7 @@ iop_pool *iop_pool_new(const struct iop_options *opts)
 	for (i = 0; i < IOP__LEVELS; i++)
 		iop__queue_init(&pool->runq.level[i]);
 	iop__queue_init(&pool->pending);
+	pool->helper.pool = pool;
 	apply_options(pool, opts);
 	err = init_sync(pool);
 	if (err)

@@ -741,7 +741,7 @@ void iop__publish_pending(struct iop_pool *pool)
 	int64_t t = timing(pool) ? iop__now_ns() : 0;
 	unsigned n = pool->npending, wake;
 	struct iop__node *node, *next;
-	struct iop_job *job;
+	struct iop_job *job, *first;
 
 	if (n == 0)
 		return;
@@ -773,14 +773,39 @@ void iop__publish_pending(struct iop_pool *pool)
 				      memory_order_relaxed);
 	}
 	if (n > 0) {
-		wake = iop__wakes_for_locked(
-			pool, iop__job_of(pool->pending.head), n);
+		first = iop__job_of(pool->pending.head);
+		/* Short ones, and iop_wait() goes on to run them: wake no one
+		 * unless it leaves them behind. */
+		if (pool->in_wait && !first->xflags &&
+		    iop__small(pool, first)) {
+			pool->owe_wake = true;
+			wake = 0;
+		} else {
+			wake = iop__wakes_for_locked(pool, first, n);
+		}
 		iop__queue_move(level, &pool->pending);
 		set_mask(&pool->runq, pool->runq.mask |
 			 1u << (IOP_PRIO_DEFAULT - IOP_PRIO_MIN));
 		iop__count(&pool->nqueued, n);
 		no_worker_locked(pool, iop__wake_locked(pool, wake));
 	}
+	pthread_mutex_unlock(&pool->lock);
+}
+
+/*
+ * The polling thread leaves iop_wait(), or is about to sleep there, and
+ * short jobs it queued woke no worker (see above): if any are still
+ * queued and no worker is on its way, wake one now.
+ */
+void iop__pay_wake(struct iop_pool *pool)
+{
+	if (!pool->owe_wake)
+		return;
+	pool->owe_wake = false;
+	pthread_mutex_lock(&pool->lock);
+	if (atomic_load_explicit(&pool->nqueued, memory_order_relaxed) > 0 &&
+	    pool->nsmall == 0 && pool->nwakeups == 0)
+		no_worker_locked(pool, iop__wake_locked(pool, 1));
 	pthread_mutex_unlock(&pool->lock);
 }
 

@@ -123,7 +123,7 @@ int iop_pool_stats(const iop_pool *pool, struct iop_stats *st)
 	}
 	add_out(&all, &p->retired);
 	add_out(&all, &p->inline_stats);
-	add_out(&all, &p->poller_stats);
+	add_out(&all, &p->helper.stats);
 	count_running(p, &all);
 	pthread_mutex_unlock(&p->stats_lock);
 	all.threads_idle = all.threads - (unsigned)all.running;

@@ -199,32 +199,6 @@ void iop__run_helping(struct iop_pool *pool, struct iop_job *job,
 }
 
 /*
- * The polling thread is about to sleep until a completion comes, no
- * worker is running a job (they are asleep, or just being woken) and one
- * job is queued: if it is known to be short, run it here instead (as a
- * worker would, every signal blocked), which is faster than waking a
- * worker and being woken by it.  Its completion needs no ring: this
- * thread takes it next.  A backlog is left to the workers, which drain it
- * better than this thread.  True if it ran one.
- */
-bool iop__help(struct iop_pool *pool)
-{
-	struct iop_job *job = NULL;
-
-	if (pool->flags & IOP__NO_HELP)
-		return false;
-	pthread_mutex_lock(&pool->lock);
-	if (pool->nrunning == 0 &&
-	    atomic_load_explicit(&pool->nqueued, memory_order_relaxed) == 1)
-		job = iop__take_small_locked(pool, NULL);
-	pthread_mutex_unlock(&pool->lock);
-	if (!job)
-		return false;
-	iop__run_helping(pool, job, &pool->poller_stats);
-	return true;
-}
-
-/*
  * Wait for work.  False when this thread should exit: it waited
  * idle_timeout_ms, above min_threads, and no job came.
  */
@@ -237,7 +211,7 @@ static bool idle_wait_locked(struct iop_pool *pool)
 	int err = 0;
 
 	/* One idle worker keeps watch over running batches. */
-	if (pool->nsmall > 0 && !pool->watching) {
+	if ((pool->nsmall > 0 || pool->helping) && !pool->watching) {
 		pool->watching = true;
 		deadline = iop__now_ns() + IOP__STUCK_NS;
 		ts.tv_sec = deadline / 1000000000;
@@ -299,13 +273,14 @@ static void exit_locked(struct iop_pool *pool, struct iop__worker *w)
  * sleep, with one lock round trip per batch.  The jobs stay claimable: if
  * one of them runs unexpectedly long, iop__unstick_locked() (called by an
  * idle worker keeping watch, a submit or a waiting poller) puts the rest
- * back in the queue for other workers.  Called and returns with the lock
- * held.
+ * back in the queue for other workers.  @w is a worker, or the polling
+ * thread's pool->helper.  Called and returns with the lock held.
  */
 static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 			     int64_t *now)
 {
 	struct iop_pool *pool = w->pool;
+	bool helper = w == &pool->helper;
 	int64_t budget = iop__estimate(pool, iop__job_kind(first));
 	unsigned level = 1u << (first->prio - IOP_PRIO_MIN);
 	struct iop_job *job;
@@ -320,8 +295,15 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 	w->bcount = n;
 	atomic_store_explicit(&w->bnext, 1, memory_order_relaxed);
 	w->small = true;
-	atomic_store_explicit(&pool->nsmall, pool->nsmall + 1,
-			      memory_order_relaxed);
+	if (helper) {
+		pool->helping = true;
+		/* Someone to notice if one of them blocks. */
+		if ((n > 1 || pool->runq.mask) && !pool->watching &&
+		    pool->nwakeups == 0)
+			iop__wake_locked(pool, 1);
+	} else
+		atomic_store_explicit(&pool->nsmall, pool->nsmall + 1,
+				      memory_order_relaxed);
 	pool->nrunning++;
 	pthread_mutex_unlock(&pool->lock);
 
@@ -343,9 +325,49 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 			iop__requeue_front_locked(pool, w->batch[--n]);
 	}
 	w->small = false;
-	atomic_store_explicit(&pool->nsmall, pool->nsmall - 1,
-			      memory_order_relaxed);
+	if (helper)
+		pool->helping = false;
+	else
+		atomic_store_explicit(&pool->nsmall, pool->nsmall - 1,
+				      memory_order_relaxed);
 	pool->nrunning--;
+	/* A worker held back for the helper's batch can go on. */
+	if (helper && pool->capped) {
+		pool->capped = false;
+		iop__wake_locked(pool, 1);
+	}
+}
+
+/*
+ * The polling thread, in iop_wait(), has no callback to run and short
+ * jobs are queued: it runs a batch of them itself, as a worker would
+ * (every signal blocked), which costs less than waking a worker and being
+ * woken by it.  Their completions need no ring: this thread takes them
+ * next.  While it runs them, one idle worker keeps watch, so that jobs
+ * behind one that blocks after all go back to the queue for the workers.
+ * True if it ran any.
+ */
+bool iop__help(struct iop_pool *pool)
+{
+	struct iop_job *first;
+	sigset_t all, old;
+	int64_t now = 0;
+
+	if ((pool->flags & IOP__NO_HELP) ||
+	    !atomic_load_explicit(&pool->runq.pub, memory_order_relaxed))
+		return false;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_mutex_lock(&pool->lock);
+	/* It counts as one of the pool's threads. */
+	first = pool->nrunning < pool->max_threads ?
+		iop__take_small_locked(pool, NULL) : NULL;
+	if (first) {
+		run_batch_locked(&pool->helper, first, &now);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return first != NULL;
 }
 
 /*
@@ -353,28 +375,36 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
  * than IOP__STUCK_NS back to the queue.  Returns how many jobs went back
  * (the caller wakes workers for them).  Lock held.
  */
-unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now)
+/* The rest of @w's batch, if it is stuck in one job (see below). */
+static unsigned unstick_one_locked(struct iop_pool *pool,
+				   struct iop__worker *w, int64_t now)
 {
-	struct iop__worker *w;
 	int64_t started;
 	unsigned from, i, back = 0;
 
-	for (w = pool->workers; w; w = w->next) {
-		if (!w->small)
-			continue;
-		started = atomic_load_explicit(&w->started,
-					       memory_order_relaxed);
-		if (started <= 0 || now - started < IOP__STUCK_NS)
-			continue;
-		/* Any value >= IOP__BATCH_MAX stops the worker, and never
-		 * lets it claim a job twice, however often this runs. */
-		from = atomic_exchange_explicit(&w->bnext, IOP__BATCH_MAX,
-						memory_order_relaxed);
-		for (i = w->bcount; i > from; i--) {
-			iop__requeue_front_locked(pool, w->batch[i - 1]);
-			back++;
-		}
+	if (!w->small)
+		return 0;
+	started = atomic_load_explicit(&w->started, memory_order_relaxed);
+	if (started <= 0 || now - started < IOP__STUCK_NS)
+		return 0;
+	/* Any value >= IOP__BATCH_MAX stops the worker, and never lets it
+	 * claim a job twice, however often this runs. */
+	from = atomic_exchange_explicit(&w->bnext, IOP__BATCH_MAX,
+					memory_order_relaxed);
+	for (i = w->bcount; i > from; i--) {
+		iop__requeue_front_locked(pool, w->batch[i - 1]);
+		back++;
 	}
+	return back;
+}
+
+unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now)
+{
+	struct iop__worker *w;
+	unsigned back = unstick_one_locked(pool, &pool->helper, now);
+
+	for (w = pool->workers; w; w = w->next)
+		back += unstick_one_locked(pool, w, now);
 	return back;
 }
 
@@ -393,7 +423,11 @@ static void *worker_main(void *arg)
 		if (threads(pool) >
 		    pool->max_threads)
 			break;
-		job = iop__pick_locked(pool, &now);
+		/* The helper runs one of max_threads jobs at a time. */
+		if (pool->helping && pool->nrunning >= pool->max_threads &&
+		    pool->runq.mask)
+			pool->capped = true;
+		job = pool->capped ? NULL : iop__pick_locked(pool, &now);
 		if (!job) {
 			if (atomic_load_explicit(&pool->shutdown,
 						 memory_order_relaxed) ||

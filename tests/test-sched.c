@@ -874,16 +874,20 @@ struct quick {
 	struct gate *gate;
 	bool block;
 	atomic_int *ran;	/* quick runs */
+	atomic_bool *here;	/* set if it blocked on the test thread */
 };
 
 static ssize_t quick_work(void *ctx)
 {
 	struct quick *q = ctx;
 
-	if (q->block)
+	if (q->block) {
+		if (q->here)
+			atomic_store(q->here, on_test_thread());
 		gate_wait(q->gate);
-	else
+	} else {
 		atomic_fetch_add(q->ran, 1);
+	}
 	return 0;
 }
 
@@ -949,7 +953,10 @@ END_TEST
 START_TEST(test_stuck_batch_gives_back_short_jobs)
 {
 	enum { N = 60 };
-	iop_pool *pool = pool_new(4);
+	/* Workers only: the test thread opens the gate after its wait. */
+	struct iop_options o = { .threads = 4,
+				 .flags = IOP_POOL_WORKERS_ONLY };
+	iop_pool *pool = pool_new_opts(&o);
 	struct gate g;
 	atomic_int ran = 0, done = 0;
 	struct quick q = { .gate = &g, .ran = &ran };
@@ -970,6 +977,91 @@ START_TEST(test_stuck_batch_gives_back_short_jobs)
 	drain_until(pool, &done, 200 + N + 1);
 	iop_pool_destroy(pool);
 	gate_destroy(&g);
+}
+END_TEST
+
+/* Submits the stuck job and the short ones from inside a callback. */
+struct launch {
+	iop_pool *pool;
+	struct quick *q, *stuck;
+	atomic_int *done;
+	int n;
+};
+
+static void launch_done(iop_job *job, ssize_t result, void *arg)
+{
+	struct launch *l = arg;
+
+	(void)job;
+	(void)result;
+	ck_assert_ptr_nonnull(iop_call(l->pool, quick_work, l->stuck,
+				       count_done, l->done));
+	for (int i = 0; i < l->n; i++)
+		ck_assert_ptr_nonnull(iop_call(l->pool, quick_work, l->q,
+					       count_done, l->done));
+	atomic_fetch_add(l->done, 1);
+}
+
+/* Opens a gate once a count reaches a target, from its own thread. */
+struct count_opener {
+	atomic_int *count;
+	int target;
+	struct gate *gate;
+};
+
+static void *count_opener_main(void *arg)
+{
+	struct count_opener *o = arg;
+
+	while (atomic_load(o->count) < o->target)
+		sched_yield();
+	gate_open(o->gate);
+	return NULL;
+}
+
+/*
+ * The same when the waiting thread itself took the batch (short jobs that
+ * callbacks submit inside iop_wait() wake no worker: the waiting thread
+ * runs them).  It blocks in the first one; an idle worker keeping watch
+ * gives the rest back, and the workers run them.  The gate opens only
+ * once they all ran, from another thread, so if they stayed behind the
+ * blocked job the test would hang.  It repeats until the waiting thread
+ * was the one that blocked, which shows that this path ran.
+ */
+START_TEST(test_stuck_help_gives_back_short_jobs)
+{
+	enum { N = 60, ATTEMPTS = 20 };
+	iop_pool *pool = pool_new(4);
+	atomic_int ran = 0, done = 0;
+	atomic_bool here = false;
+	struct gate g;
+	struct quick q = { .gate = &g, .ran = &ran };
+	struct quick stuck = { .gate = &g, .block = true, .ran = &ran,
+			       .here = &here };
+	struct launch l = { .pool = pool, .q = &q, .stuck = &stuck,
+			    .done = &done, .n = N };
+	int attempt;
+
+	teach_short(pool, &q, &done, 200);
+	for (attempt = 0; attempt < ATTEMPTS && !atomic_load(&here);
+	     attempt++) {
+		struct count_opener o = { .count = &ran, .gate = &g,
+					  .target = load_int(&ran) + 1 + N };
+		int base = load_int(&done);
+		pthread_t opener;
+
+		gate_init(&g);
+		ck_assert_int_eq(pthread_create(&opener, NULL,
+						count_opener_main, &o), 0);
+		ck_assert_ptr_nonnull(iop_call(pool, quick_work, &q,
+					       launch_done, &l));
+		drain_until(pool, &done, base + 2 + N);
+		ck_assert_int_eq(pthread_join(opener, NULL), 0);
+		gate_destroy(&g);
+	}
+	ck_assert_msg(atomic_load(&here),
+		      "the waiting thread never ran the jobs itself");
+	iop_pool_destroy(pool);
 }
 END_TEST
 
@@ -1002,6 +1094,7 @@ static Suite *sched_suite(void)
 	tc = tcase_new("fairness");
 	tcase_add_test(tc, test_long_job_does_not_hold_back_short_ones);
 	tcase_add_test(tc, test_stuck_batch_gives_back_short_jobs);
+	tcase_add_test(tc, test_stuck_help_gives_back_short_jobs);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("setters");
