@@ -854,7 +854,11 @@ struct iop_stats {
 	uint64_t timed_out;	/* ended -ETIMEDOUT at their deadline */
 	uint64_t long_ran;	/* ran longer than long_running_ms */
 	uint64_t threads_started; /* worker threads ever started */
-	/* Time from hand-over to start, and running time, per kind of job. */
+	/*
+	 * Time from hand-over to start, and running time, per kind of job.
+	 * Short jobs of one kind that a thread runs as one batch are timed
+	 * together: each counts with the batch's average running time.
+	 */
 	uint64_t queued_ns[IOP_OP_COUNT][IOP_HIST_BUCKETS];
 	uint64_t running_ns[IOP_OP_COUNT][IOP_HIST_BUCKETS];
 };

@@ -361,6 +361,45 @@ START_TEST(test_stats_long_running)
 }
 END_TEST
 
+static ssize_t tiny_work(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+/*
+ * Short jobs of one kind run in batches, timed as a whole: each still
+ * counts exactly once, as completed and in both histograms.
+ */
+START_TEST(test_stats_batched_jobs_count_once_each)
+{
+	enum { TEACH = 200, N = 5000 };
+	iop_pool *pool = pool_new(2);
+	struct iop_stats before, after;
+	struct done_rec d;
+
+	done_rec_init(&d);
+	for (int i = 0; i < TEACH; i++)
+		ck_assert_ptr_nonnull(iop_call(pool, tiny_work, NULL,
+					       done_record, &d));
+	drain_until(pool, &d.calls, TEACH);
+	before = stats_of(pool);
+	for (int i = 0; i < N; i++)
+		ck_assert_ptr_nonnull(iop_call(pool, tiny_work, NULL,
+					       done_record, &d));
+	drain_until(pool, &d.calls, TEACH + N);
+	after = stats_of(pool);
+	ck_assert_uint_eq(after.completed - before.completed, N);
+	ck_assert_uint_eq(after.failed, 0);
+	ck_assert_uint_eq(hist_sum(after.running_ns[IOP_OP_CALL]) -
+			  hist_sum(before.running_ns[IOP_OP_CALL]), N);
+	ck_assert_uint_eq(hist_sum(after.queued_ns[IOP_OP_CALL]) -
+			  hist_sum(before.queued_ns[IOP_OP_CALL]), N);
+	ck_assert_uint_eq(hist_others(&after, IOP_OP_CALL), 0);
+	iop_pool_destroy(pool);
+}
+END_TEST
+
 /*
  * @size: a caller with a shorter struct (down to the histograms) gets
  * just that prefix written; a newer caller's longer struct gets what the
@@ -599,6 +638,7 @@ static Suite *stats_suite(void)
 	tcase_add_test(tc, test_stats_no_timing);
 	tcase_add_test(tc, test_stats_long_running);
 	tcase_add_test(tc, test_stats_size);
+	tcase_add_test(tc, test_stats_batched_jobs_count_once_each);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("budget");
