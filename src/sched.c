@@ -393,6 +393,48 @@ struct iop_job *iop__take_small_locked(struct iop_pool *pool,
 	return job;
 }
 
+/*
+ * For a batch: take up to @max jobs of @kind off the head of the queue in
+ * one step, as long as they are plain ones at the only priority level
+ * with jobs, the ones iop__take_small_locked() would take one by one.
+ * Returns how many it put in @out.
+ */
+unsigned iop__take_run_locked(struct iop_pool *pool, uint64_t kind,
+			      struct iop_job **out, unsigned max)
+{
+	struct iop__runq *rq = &pool->runq;
+	struct iop__queue *q;
+	struct iop__node *n;
+	struct iop_job *job;
+	unsigned lvl, k = 0;
+
+	if (!rq->mask || (rq->mask & (rq->mask - 1)))
+		return 0;
+	lvl = (unsigned)__builtin_ctz(rq->mask);
+	q = &rq->level[lvl];
+	for (n = q->head; n && k < max; n = n->next) {
+		job = iop__job_of(n);
+		if (job->xflags || iop__job_kind(job) != kind)
+			break;
+		atomic_store_explicit(&job->state, IOP__RUNNING,
+				      memory_order_relaxed);
+		out[k++] = job;
+	}
+	if (k == 0)
+		return 0;
+	q->head = n;
+	if (n) {
+		n->prev = NULL;
+	} else {
+		q->tail = NULL;
+		set_mask(rq, rq->mask & ~(1u << lvl));
+	}
+	iop__count(&pool->nqueued, -(uint64_t)k);
+	if (pool->nblocked > 0)
+		pthread_cond_broadcast(&pool->room_cond);
+	return k;
+}
+
 /* ---- Submitting. ---- */
 
 /*

@@ -344,9 +344,18 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 	unsigned level = 1u << (first->prio - IOP_PRIO_MIN);
 	bool same = true;
 	struct iop_job *job;
-	unsigned n = 1, i;
+	unsigned n = 1, i, more;
 
 	w->batch[0] = first;
+	/* The jobs of the same kind behind it, in one step. */
+	if (budget < IOP__BATCH_NS) {
+		more = (unsigned)((IOP__BATCH_NS - 1) / (budget ? budget : 1));
+		if (more > IOP__BATCH_MAX - 1)
+			more = IOP__BATCH_MAX - 1;
+		more = iop__take_run_locked(pool, kind, w->batch + 1, more);
+		n += more;
+		budget += (int64_t)more * budget;
+	}
 	while (n < IOP__BATCH_MAX && budget < IOP__BATCH_NS &&
 	       (job = iop__take_small_locked(pool, NULL))) {
 		w->batch[n++] = job;
