@@ -373,6 +373,8 @@ struct iop_pool {
 	struct iop__slab *slabs;	/* all job memory, newest first; lock */
 	unsigned nidle;			/* workers in cond_wait; lock */
 	unsigned nwakeups;		/* signals sent, not yet taken; lock */
+	bool defer_signals;		/* held by iop__lock_waking(); lock */
+	unsigned nsignals;		/* for iop__unlock_waking(); lock */
 	unsigned nawaiting;		/* threads in iop_await(); lock */
 	unsigned nblocked;		/* submits waiting for room; lock */
 	unsigned nrunning;		/* workers running jobs; lock */
@@ -485,6 +487,8 @@ bool iop__pool_forked(const struct iop_pool *pool);
 /* worker.c */
 int iop__spawn_locked(struct iop_pool *pool);
 int iop__wake_locked(struct iop_pool *pool, unsigned n);
+void iop__lock_waking(struct iop_pool *pool);
+void iop__unlock_waking(struct iop_pool *pool);
 void iop__run_here(struct iop_pool *pool, struct iop_job *job);
 void iop__run_helping(struct iop_pool *pool, struct iop_job *job,
 		      struct iop__stats *st);

@@ -44,7 +44,10 @@
  * and no callback or work function ever runs under it.  stats_lock guards
  * the worker list for iop_pool_stats(), so that reading statistics never
  * holds up a worker; it is taken inside pool->lock, never the other way.
- * Condition variables are signalled with their mutex held.
+ * Condition variables are signalled with their mutex held, except on the
+ * submit paths (iop__lock_waking()), which wake workers right after they
+ * let go of the lock, so that a woken worker does not find it still taken
+ * and sleep again at once.
  */
 #include "iopool-int.h"
 

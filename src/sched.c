@@ -668,7 +668,7 @@ static iop_job *submit_direct(struct iop_pool *pool,
 	struct iop_job *job;
 	int err;
 
-	pthread_mutex_lock(&pool->lock);
+	iop__lock_waking(pool);
 	job = enqueue(pool, NULL, req, IOP__QUEUED, true);
 	if (!job) {
 		err = errno;
@@ -688,7 +688,7 @@ static iop_job *submit_direct(struct iop_pool *pool,
 		job = NULL;
 	}
 out:
-	pthread_mutex_unlock(&pool->lock);
+	iop__unlock_waking(pool);
 	if (!job) {
 		errno = err;
 		return NULL;
@@ -759,12 +759,12 @@ static void hand_over(struct iop_pool *pool, struct iop__queue *held,
 	int64_t t = timing(pool) ? iop__now_ns() : 0;
 	const struct iop_job *first = iop__job_of(held->head);
 
-	pthread_mutex_lock(&pool->lock);
+	iop__lock_waking(pool);
 	iop__count(&pool->nsubmitted, n);
 	n = iop__wakes_for_locked(pool, first, n);
 	iop__handover_locked(pool, held, t);
 	no_worker_locked(pool, iop__wake_locked(pool, n));
-	pthread_mutex_unlock(&pool->lock);
+	iop__unlock_waking(pool);
 	after_handover(pool);
 }
 
@@ -798,6 +798,7 @@ void iop__publish_pending(struct iop_pool *pool)
 		hand_over(pool, &pool->pending, n);
 		return;
 	}
+	pool->defer_signals = true;
 	iop__count(&pool->nsubmitted, n);
 	/* Queued from here on, so iop_cancel() takes them off the queue;
 	 * those it marked while they were pending end now. */
@@ -831,7 +832,7 @@ void iop__publish_pending(struct iop_pool *pool)
 		iop__count(&pool->nqueued, n);
 		no_worker_locked(pool, iop__wake_locked(pool, wake));
 	}
-	pthread_mutex_unlock(&pool->lock);
+	iop__unlock_waking(pool);
 }
 
 /*
@@ -844,11 +845,11 @@ void iop__pay_wake(struct iop_pool *pool)
 	if (!pool->owe_wake)
 		return;
 	pool->owe_wake = false;
-	pthread_mutex_lock(&pool->lock);
+	iop__lock_waking(pool);
 	if (atomic_load_explicit(&pool->nqueued, memory_order_relaxed) > 0 &&
 	    pool->nsmall == 0 && pool->nwakeups == 0)
 		no_worker_locked(pool, iop__wake_locked(pool, 1));
-	pthread_mutex_unlock(&pool->lock);
+	iop__unlock_waking(pool);
 }
 
 int iop_batch_begin(iop_pool *pool)

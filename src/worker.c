@@ -83,6 +83,28 @@ out_free:
 }
 
 /*
+ * Take the lock for a section that may wake workers (a submit): the
+ * signals wait until iop__unlock_waking() has let go of the lock, so that
+ * a woken worker does not find it still taken and sleep on it again.
+ */
+void iop__lock_waking(struct iop_pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	pool->defer_signals = true;
+}
+
+void iop__unlock_waking(struct iop_pool *pool)
+{
+	unsigned n = pool->nsignals;
+
+	pool->nsignals = 0;
+	pool->defer_signals = false;
+	pthread_mutex_unlock(&pool->lock);
+	while (n-- > 0)
+		pthread_cond_signal(&pool->work_cond);
+}
+
+/*
  * @n jobs were queued: wake up to @n idle workers that no earlier signal
  * is already waking, and start threads while the queue holds more jobs
  * than idle and starting threads can take.  Returns 0, or the -errno of a
@@ -97,7 +119,10 @@ int iop__wake_locked(struct iop_pool *pool, unsigned n)
 		return 0;
 	while (n-- > 0 && pool->nwakeups < pool->nidle) {
 		pool->nwakeups++;
-		pthread_cond_signal(&pool->work_cond);
+		if (pool->defer_signals)
+			pool->nsignals++;
+		else
+			pthread_cond_signal(&pool->work_cond);
 	}
 	for (;;) {
 		nthreads = threads(pool);
