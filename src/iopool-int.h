@@ -45,7 +45,7 @@
 #define IOP__NO_HELP	(IOP_POOL_NO_TIMING | IOP_POOL_INLINE | \
 			 IOP_POOL_WORKERS_ONLY)
 /* Short jobs a worker takes at once, and their expected running time. */
-#define IOP__BATCH_MAX		64
+#define IOP__BATCH_MAX		256
 #define IOP__BATCH_NS		50000
 
 /*
@@ -295,6 +295,11 @@ struct iop__worker {
 	unsigned bcount;		/* lock */
 	_Atomic unsigned bnext;
 	struct iop_job *batch[IOP__BATCH_MAX];
+	/* What run_same() keeps of each job it ran, for the statistics. */
+	struct {
+		int64_t t_queued;
+		ssize_t result;
+	} ran[IOP__BATCH_MAX];
 	struct iop__stats stats;
 };
 

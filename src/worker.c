@@ -322,16 +322,15 @@ static unsigned run_same(struct iop__worker *w, unsigned n, uint64_t kind,
 	struct iop_pool *pool = w->pool;
 	struct iop__ran ran = { .op = w->batch[0]->req.op, .kind = kind,
 				.long_ns = pool->long_ns };
-	int64_t t_queued[IOP__BATCH_MAX], per;
-	ssize_t result[IOP__BATCH_MAX];
+	int64_t per;
 	unsigned i, j, k = 0;
 
 	ran.t_start = *now ? *now : iop__now_ns();
 	atomic_store_explicit(&w->started, ran.t_start, memory_order_relaxed);
 	for (i = 0; i < n;
 	     i = atomic_fetch_add_explicit(&w->bnext, 1, memory_order_relaxed)) {
-		t_queued[k] = w->batch[i]->t_queued;	/* result's place */
-		result[k++] = run_bare(w->batch[i]);
+		w->ran[k].t_queued = w->batch[i]->t_queued; /* result's place */
+		w->ran[k++].result = run_bare(w->batch[i]);
 		iop__complete(w->batch[i]);
 		if (other_level(pool, level))
 			break;
@@ -341,9 +340,9 @@ static unsigned run_same(struct iop__worker *w, unsigned n, uint64_t kind,
 	per = (*now - ran.t_start) / (int64_t)k;
 	iop__estimate_add(pool, kind, per);
 	for (j = 0; j < k; j++) {
-		ran.t_queued = t_queued[j];
+		ran.t_queued = w->ran[j].t_queued;
 		ran.t_end = ran.t_start + per;
-		iop__stats_ran(&w->stats, &ran, result[j]);
+		iop__stats_ran(&w->stats, &ran, w->ran[j].result);
 		ran.t_start = ran.t_end;
 	}
 	return i;
