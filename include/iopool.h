@@ -327,7 +327,10 @@ IOP_EXPORT int iop_wait(iop_pool *pool, int timeout_ms);
  * other, its callback comes from iop_poll()/iop_wait() (the descriptor
  * becomes readable), and it counts as completed in iop_pool_stats(), with
  * no entry in the histograms.  Pools with max_queued, held batches and
- * reads at IOP_OFFSET_CURRENT always hand the read to a worker.
+ * reads at IOP_OFFSET_CURRENT always hand the read to a worker.  A read
+ * that a callback submits while iop_wait() runs it is queued, not tried:
+ * the waiting thread runs short reads itself, in batches, while a worker
+ * takes others beside it, so that cached reads keep two cores busy.
  *
  * Memory: @buf belongs to the pool until the callback runs (or the future
  * is awaited); @fd must stay open until then, since a closed number can be

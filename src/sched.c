@@ -622,7 +622,8 @@ static void nowait_missed(_Atomic uint64_t *slot, int fd)
  * already ended and on its way to the callback like any other, or NULL
  * to submit the read the usual way: a miss (EAGAIN), a short read, any
  * error (the worker will see it again and report it), an O_DIRECT
- * descriptor, a held batch, a descriptor that missed recently, or no
+ * descriptor, a held batch, a callback inside iop_wait(), a descriptor
+ * that missed recently, or no
  * preadv2 here.
  */
 iop_job *iop__read_now(struct iop_pool *pool, const struct iop__req *req)
@@ -634,8 +635,12 @@ iop_job *iop__read_now(struct iop_pool *pool, const struct iop__req *req)
 	struct iop_job *job;
 	ssize_t r;
 
-	/* A submit that will fail leaves @buf alone. */
+	/* A submit that will fail leaves @buf alone.  A callback that
+	 * iop_wait() runs queues its reads: that thread runs short ones
+	 * itself anyway, in batches, while a worker takes others beside
+	 * it, so that cached reads keep two cores busy. */
 	if (iop__batch.pool == pool || pool->max_queued ||
+	    (iop__current == pool && pool->in_wait) ||
 	    atomic_load_explicit(&pool->shutdown, memory_order_relaxed) ||
 	    atomic_load_explicit(&pool->forked, memory_order_relaxed) ||
 	    !nowait_worth(slot, req->fd))

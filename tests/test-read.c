@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -178,6 +179,76 @@ static ssize_t read_one(iop_pool *pool, int fd, void *buf, size_t len,
 	ck_assert_int_eq(load_int(&d.off_thread), 0);
 	return (ssize_t)load_long(&d.result);
 }
+
+/* A callback that submits one more read and notes where it is. */
+struct resubmit {
+	iop_pool *pool;
+	int fd;
+	struct slot inner;
+	int state;		/* iop_job_state() right after the submit */
+};
+
+static void resubmit_done(iop_job *job, ssize_t result, void *arg)
+{
+	struct resubmit *r = arg;
+	iop_job *next;
+
+	(void)job;
+	ck_assert_int_eq(result, 4096);
+	next = iop_read(r->pool, r->fd, r->inner.buf, 4096, 4096, slot_done,
+			&r->inner);
+	ck_assert_ptr_nonnull(next);
+	r->state = iop_job_state(next);
+}
+
+/* Run one resubmitting read, its callback from iop_poll() or iop_wait(). */
+static int resubmit_state(iop_pool *pool, int fd, bool wait)
+{
+	unsigned char first[4096];
+	struct resubmit r = { .pool = pool, .fd = fd, .state = -1 };
+
+	r.inner.buf = malloc(4096);
+	ck_assert_ptr_nonnull(r.inner.buf);
+	atomic_init(&r.inner.calls, 0);
+	atomic_init(&r.inner.result, LONG_MIN);
+	ck_assert_ptr_nonnull(iop_read(pool, fd, first, sizeof(first), 0,
+				       resubmit_done, &r));
+	while (r.state == -1)
+		ck_assert_int_ge(wait ? iop_wait(pool, -1) : iop_poll(pool), 0);
+	while (atomic_load(&r.inner.calls) == 0)
+		ck_assert_int_ge(iop_wait(pool, -1), 0);
+	ck_assert_int_eq(atomic_load(&r.inner.result), 4096);
+	for (int i = 0; i < 4096; i++)
+		ck_assert_uint_eq(r.inner.buf[i], pattern_byte(SEED, 4096 + i));
+	free(r.inner.buf);
+	return r.state;
+}
+
+/*
+ * A read the page cache can serve is done inside the submit when a
+ * callback run by iop_poll() submits it; one that a callback run by
+ * iop_wait() submits is queued instead, for the waiting thread and the
+ * workers to run in batches.  (Where RWF_NOWAIT does not work on the
+ * test's file, both are queued.)
+ */
+START_TEST(test_read_in_wait_callback_is_queued)
+{
+	iop_pool *pool = pool_new(2);
+	int fd = make_pattern_file(1u << 20, SEED);
+	bool nowait = false;
+#if defined(HAVE_PREADV2) && HAVE_DECL_RWF_NOWAIT
+	unsigned char probe[4096];
+	struct iovec iov = { probe, sizeof(probe) };
+
+	nowait = preadv2(fd, &iov, 1, 4096, RWF_NOWAIT) == 4096;
+#endif
+	ck_assert_int_eq(resubmit_state(pool, fd, true), IOP_QUEUED);
+	ck_assert_int_eq(resubmit_state(pool, fd, false),
+			 nowait ? IOP_DONE : IOP_QUEUED);
+	iop_pool_destroy(pool);
+	close(fd);
+}
+END_TEST
 
 START_TEST(test_read_eof_returns_zero)
 {
@@ -485,6 +556,7 @@ static Suite *read_suite(void)
 	tc = tcase_new("pread");
 	tcase_add_test(tc, test_read_matches_pread_random);
 	tcase_add_test(tc, test_read_eof_returns_zero);
+	tcase_add_test(tc, test_read_in_wait_callback_is_queued);
 	tcase_add_test(tc, test_read_short_at_eof_returns_rest);
 	tcase_add_test(tc, test_read_len_zero_returns_zero);
 	tcase_add_test(tc, test_read_current_advances_position);
