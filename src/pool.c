@@ -30,8 +30,9 @@
  *     -> iop_wait(), between rounds of callbacks, takes a batch of short
  *        jobs off the queue and runs them itself, as one of the pool's
  *        threads (iop__help()): short jobs its callbacks submit wake no
- *        worker unless the wait leaves them queued, so a closed loop of
- *        tiny jobs costs no wake-up at all.
+ *        worker unless they add up to more than a wake-up costs (one
+ *        worker shares them) or the wait leaves them queued, so a closed
+ *        loop of tiny jobs costs no wake-up at all.
  *
  * Each side makes at most one lock round trip per job: submit, and the
  * worker's pick.  The completion side is lock-free and taken in batches.

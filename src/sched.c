@@ -774,6 +774,25 @@ static void hand_over(struct iop_pool *pool, struct iop__queue *held,
 }
 
 /*
+ * Short jobs @first.. (@n of them) that callbacks submitted inside
+ * iop_wait(), which goes on to run them itself: wake no worker, unless
+ * they add up to more work than a wake-up costs and no worker runs short
+ * jobs or is on its way, in which case one worker shares them.  If the
+ * wait leaves them queued, it wakes one then (iop__pay_wake()).
+ */
+static unsigned share_wakes_locked(struct iop_pool *pool,
+				   const struct iop_job *first, unsigned n)
+{
+	int64_t est = iop__estimate(pool, iop__job_kind(first));
+
+	if (est * (int64_t)n >= IOP__SMALL_NS && pool->nsmall == 0 &&
+	    pool->nwakeups == 0)
+		return 1;
+	pool->owe_wake = true;
+	return 0;
+}
+
+/*
  * Hand the jobs that callbacks submitted to the workers, in one step.
  * They are plain (no setter applies to them) and at the default
  * priority, so the whole list joins its level at once.  While PENDING,
@@ -822,15 +841,10 @@ void iop__publish_pending(struct iop_pool *pool)
 	}
 	if (n > 0) {
 		first = iop__job_of(pool->pending.head);
-		/* Short ones, and iop_wait() goes on to run them: wake no one
-		 * unless it leaves them behind. */
-		if (pool->in_wait && !first->xflags &&
-		    iop__small(pool, first)) {
-			pool->owe_wake = true;
-			wake = 0;
-		} else {
+		if (pool->in_wait && !first->xflags && iop__small(pool, first))
+			wake = share_wakes_locked(pool, first, n);
+		else
 			wake = iop__wakes_for_locked(pool, first, n);
-		}
 		iop__queue_move(level, &pool->pending);
 		set_mask(&pool->runq, pool->runq.mask |
 			 1u << (IOP_PRIO_DEFAULT - IOP_PRIO_MIN));

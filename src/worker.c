@@ -368,7 +368,7 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 	unsigned level = 1u << (first->prio - IOP_PRIO_MIN);
 	bool same = true;
 	struct iop_job *job;
-	unsigned n = 1, i, more;
+	unsigned n = 1, i, more, half;
 
 	w->batch[0] = first;
 	/* The jobs of the same kind behind it, in one step. */
@@ -376,6 +376,15 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 		more = (unsigned)((IOP__BATCH_NS - 1) / (budget ? budget : 1));
 		if (more > IOP__BATCH_MAX - 1)
 			more = IOP__BATCH_MAX - 1;
+		/* Another thread runs short jobs too, or is on its way:
+		 * leave it half of them. */
+		if (pool->nsmall > 0 || pool->nwakeups > 0 ||
+		    (!helper && pool->helping)) {
+			half = (unsigned)(atomic_load_explicit(
+				&pool->nqueued, memory_order_relaxed) + 1) / 2;
+			if (more > half)
+				more = half;
+		}
 		more = iop__take_run_locked(pool, kind, w->batch + 1, more);
 		n += more;
 		budget += (int64_t)more * budget;
