@@ -461,18 +461,20 @@ bool iop__help(struct iop_pool *pool)
 	if ((pool->flags & IOP__NO_HELP) ||
 	    !atomic_load_explicit(&pool->runq.pub, memory_order_relaxed))
 		return false;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_mutex_lock(&pool->lock);
 	/* It counts as one of the pool's threads. */
 	first = pool->nrunning < pool->max_threads ?
 		iop__take_small_locked(pool, NULL) : NULL;
-	if (first) {
-		run_batch_locked(&pool->helper, first, &now);
+	if (!first) {
+		pthread_mutex_unlock(&pool->lock);
+		return false;
 	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	run_batch_locked(&pool->helper, first, &now);
 	pthread_mutex_unlock(&pool->lock);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return first != NULL;
+	return true;
 }
 
 /*
