@@ -44,6 +44,15 @@
  * to spare a wake-up of, or the program said so. */
 #define IOP__NO_HELP	(IOP_POOL_NO_TIMING | IOP_POOL_INLINE | \
 			 IOP_POOL_WORKERS_ONLY)
+/*
+ * A job that is not short waits for a busy worker expected to come free
+ * within this (from what the busy workers' jobs took before) rather than
+ * wake an idle one: on a small machine every thread woken for a job that
+ * a busy one could take soon costs context switches, which slow the other
+ * jobs more than the wait.  A job queued four times as long wakes a
+ * worker whatever the estimates say.
+ */
+#define IOP__ABSORB_NS		400000
 /* Short jobs a worker takes at once, and their expected running time. */
 #define IOP__BATCH_MAX		256
 #define IOP__BATCH_NS		50000
@@ -285,6 +294,7 @@ struct iop__worker {
 	struct iop_pool *pool;
 	pthread_t thread;
 	_Atomic int64_t started;	/* start of the job in hand, 0: none */
+	_Atomic int64_t due;		/* when it should end, 0: unknown */
 	/*
 	 * A batch of short jobs taken at once (see run_batch_locked()):
 	 * batch[0..bcount) is set under the lock; the worker claims each
@@ -522,6 +532,7 @@ void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__requeue_front_locked(struct iop_pool *pool, struct iop_job *job);
 unsigned iop__wakes_for_locked(struct iop_pool *pool,
 			       const struct iop_job *first, unsigned n);
+bool iop__stale_locked(const struct iop_pool *pool, int64_t now);
 struct iop_job *iop__pick_locked(struct iop_pool *pool, int64_t *now);
 void iop__lane_release_locked(struct iop_pool *pool, struct iop_lane *lane);
 void iop__dl_add_locked(struct iop_pool *pool, struct iop_job *job);

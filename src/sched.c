@@ -87,15 +87,73 @@ void iop__requeue_front_locked(struct iop_pool *pool, struct iop_job *job)
 /*
  * How many workers to wake for @n jobs just queued, @first among them:
  * none if they are short and a worker running short jobs will come back
- * for them, one if they are short (it takes them in batches), else @n.
+ * for them, one if they are short (it takes them in batches), else @n
+ * less those that busy workers will take soon (absorbed_locked()).
  */
+/* The queue's oldest job has waited long enough to wake a worker for,
+ * whatever the estimates say. */
+bool iop__stale_locked(const struct iop_pool *pool, int64_t now)
+{
+	const struct iop__runq *rq = &pool->runq;
+	const struct iop_job *head;
+	unsigned lvl;
+
+	if (!rq->mask || (pool->flags & IOP_POOL_NO_TIMING))
+		return false;
+	lvl = 31 - (unsigned)__builtin_clz(rq->mask);
+	head = iop__job_of(rq->level[lvl].head);
+	return now - head->t_queued > 4 * IOP__ABSORB_NS;
+}
+
+/*
+ * How many of @n jobs just queued (plain ones like @first, not short)
+ * busy workers will take within IOP__ABSORB_NS, after the jobs already
+ * queued: those need no worker woken.  A worker running a job expected to
+ * take d ns frees up IOP__ABSORB_NS / d times in that span on average; a
+ * worker whose job has run past its estimate by more than four times that
+ * counts as not coming back, and once the oldest queued job has waited
+ * that long, nothing is left to busy workers.
+ */
+static unsigned absorbed_locked(struct iop_pool *pool,
+				const struct iop_job *first, unsigned n)
+{
+	uint64_t ahead = atomic_load_explicit(&pool->nqueued,
+					      memory_order_relaxed);
+	const struct iop__worker *w;
+	uint64_t soon = 0;
+	int64_t now, due, start;
+
+	if (first->xflags || pool->nrunning == 0 ||
+	    (pool->flags & IOP_POOL_NO_TIMING))
+		return 0;
+	now = iop__now_ns();
+	if (iop__stale_locked(pool, now))
+		return 0;
+	for (w = pool->workers; w; w = w->next) {
+		due = atomic_load_explicit(&w->due, memory_order_relaxed);
+		start = atomic_load_explicit(&w->started,
+					     memory_order_relaxed);
+		if (due <= start || start <= 0 ||
+		    now - due > 4 * IOP__ABSORB_NS)
+			continue;
+		soon += ((uint64_t)IOP__ABSORB_NS << 16) /
+			(uint64_t)(due - start);
+	}
+	soon >>= 16;
+	if (soon <= ahead)
+		return 0;
+	return soon - ahead < n ? (unsigned)(soon - ahead) : n;
+}
+
 unsigned iop__wakes_for_locked(struct iop_pool *pool,
 			       const struct iop_job *first, unsigned n)
 {
 	unsigned back;
 
-	if (n == 0 || first->xflags || !iop__small(pool, first))
-		return n;
+	if (n == 0)
+		return 0;
+	if (first->xflags || !iop__small(pool, first))
+		return n - absorbed_locked(pool, first, n);
 	if (pool->nsmall == 0)
 		return 1;
 	/* Unless a worker running short jobs is stuck in one. */
@@ -671,6 +729,7 @@ static iop_job *submit_direct(struct iop_pool *pool,
 {
 	int64_t t = timing(pool) ? iop__now_ns() : 0;
 	struct iop_job *job;
+	unsigned wake;
 	int err;
 
 	iop__lock_waking(pool);
@@ -680,9 +739,10 @@ static iop_job *submit_direct(struct iop_pool *pool,
 		goto out;
 	}
 	job->t_queued = t;
+	wake = iop__wakes_for_locked(pool, job, 1);	/* before it counts */
 	iop__queue_job_locked(pool, job);
 	iop__count(&pool->nsubmitted, 1);
-	err = -iop__wake_locked(pool, iop__wakes_for_locked(pool, job, 1));
+	err = -iop__wake_locked(pool, wake);
 	if (err && atomic_load_explicit(&pool->nthreads,
 					memory_order_relaxed) == 0 &&
 	    !(pool->flags & IOP_POOL_INLINE)) {

@@ -153,11 +153,12 @@ static ssize_t run_bare(struct iop_job *job)
  * Run @job, taken off the queue and marked RUNNING, on this thread and
  * hand it back.  @now is the time if the caller knows it (0 if not); on
  * return it is the time the job ended (0 without timing).  Counts into
- * @st, which only this thread writes.
+ * @st, which only this thread writes.  A worker's @due says when the job
+ * is expected to end, from what jobs of its kind took (0: not known).
  */
 static void run_job(struct iop_pool *pool, struct iop_job *job,
-		    _Atomic int64_t *started, struct iop__stats *st,
-		    int64_t *now)
+		    _Atomic int64_t *started, _Atomic int64_t *due,
+		    struct iop__stats *st, int64_t *now)
 {
 	bool timed = !(pool->flags & IOP_POOL_NO_TIMING);
 	struct iop__ran ran = { .op = job->req.op, .long_ns = pool->long_ns,
@@ -169,6 +170,13 @@ static void run_job(struct iop_pool *pool, struct iop_job *job,
 		ran.t_start = *now ? *now : iop__now_ns();
 		atomic_store_explicit(started, ran.t_start,
 				      memory_order_relaxed);
+		if (due) {
+			int64_t est = iop__estimate(pool, ran.kind);
+
+			atomic_store_explicit(due, est > 0 ? ran.t_start + est
+							   : 0,
+					      memory_order_relaxed);
+		}
 	} else {
 		atomic_store_explicit(started, -1, memory_order_relaxed);
 	}
@@ -179,6 +187,8 @@ static void run_job(struct iop_pool *pool, struct iop_job *job,
 	}
 	*now = ran.t_end;
 	atomic_store_explicit(started, 0, memory_order_relaxed);
+	if (due)
+		atomic_store_explicit(due, 0, memory_order_relaxed);
 	if (st) {
 		iop__stats_ran(st, &ran, result);
 	} else {
@@ -196,7 +206,7 @@ void iop__run_here(struct iop_pool *pool, struct iop_job *job)
 	_Atomic int64_t started;
 	int64_t now = 0;
 
-	run_job(pool, job, &started, NULL, &now);
+	run_job(pool, job, &started, NULL, NULL, &now);
 }
 
 /*
@@ -228,7 +238,7 @@ void iop__run_helping(struct iop_pool *pool, struct iop_job *job,
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	run_job(pool, job, &started, st, &now);
+	run_job(pool, job, &started, NULL, st, &now);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -417,7 +427,8 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 	else
 		for (i = 0; i < n; i = atomic_fetch_add_explicit(
 			     &w->bnext, 1, memory_order_relaxed)) {
-			run_job(pool, w->batch[i], &w->started, &w->stats, now);
+			run_job(pool, w->batch[i], &w->started, NULL,
+				&w->stats, now);
 			if (other_level(pool, level))
 				break;
 		}
@@ -553,7 +564,7 @@ static void *worker_main(void *arg)
 		pool->nrunning++;
 		pthread_mutex_unlock(&pool->lock);
 
-		run_job(pool, job, &w->started, &w->stats, &now);
+		run_job(pool, job, &w->started, &w->due, &w->stats, &now);
 
 		pthread_mutex_lock(&pool->lock);
 		pool->nrunning--;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "helpers.h"
 
@@ -1081,6 +1082,63 @@ START_TEST(test_stuck_help_gives_back_short_jobs)
 }
 END_TEST
 
+/* A job of about a millisecond, or one that blocks on a gate. */
+struct nap {
+	struct gate *gate;
+	bool block;
+	atomic_int *entered;
+};
+
+static ssize_t nap_work(void *ctx)
+{
+	struct nap *n = ctx;
+	struct timespec ms = { 0, 1000000 };
+
+	if (n->block) {
+		atomic_fetch_add(n->entered, 1);
+		gate_wait(n->gate);
+	} else {
+		while (nanosleep(&ms, &ms) != 0)
+			;
+	}
+	return 0;
+}
+
+/*
+ * A job of a kind known to take a millisecond may wait for a busy worker
+ * expected to come free soon rather than wake an idle one; when the busy
+ * ones block after all, it still gets an idle worker, while they block.
+ */
+START_TEST(test_job_left_to_busy_workers_gets_idle_one)
+{
+	enum { THREADS = 4, TEACH = 20, BLOCKED = THREADS - 1 };
+	iop_pool *pool = pool_new(THREADS);
+	atomic_int entered = 0, done = 0, blocked_done = 0;
+	struct gate g;
+	struct nap quick = { .gate = &g };
+	struct nap stuck = { .gate = &g, .block = true, .entered = &entered };
+
+	gate_init(&g);
+	for (int i = 0; i < TEACH; i++)
+		ck_assert_ptr_nonnull(iop_call(pool, nap_work, &quick,
+					       count_done, &done));
+	drain_until(pool, &done, TEACH);
+	for (int i = 0; i < BLOCKED; i++)
+		ck_assert_ptr_nonnull(iop_call(pool, nap_work, &stuck,
+					       count_done, &blocked_done));
+	while (atomic_load(&entered) < BLOCKED)
+		sched_yield();
+	ck_assert_ptr_nonnull(iop_call(pool, nap_work, &quick, count_done,
+				       &done));
+	drain_until(pool, &done, TEACH + 1);	/* the gate is still shut */
+	ck_assert_int_eq(load_int(&blocked_done), 0);
+	gate_open(&g);
+	drain_until(pool, &blocked_done, BLOCKED);
+	iop_pool_destroy(pool);
+	gate_destroy(&g);
+}
+END_TEST
+
 static Suite *sched_suite(void)
 {
 	Suite *s = suite_create("sched");
@@ -1111,6 +1169,7 @@ static Suite *sched_suite(void)
 	tcase_add_test(tc, test_long_job_does_not_hold_back_short_ones);
 	tcase_add_test(tc, test_stuck_batch_gives_back_short_jobs);
 	tcase_add_test(tc, test_stuck_help_gives_back_short_jobs);
+	tcase_add_test(tc, test_job_left_to_busy_workers_gets_idle_one);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("setters");
