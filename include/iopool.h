@@ -143,7 +143,11 @@ struct iop_options {
 	 * cached and sequential work without a crowd of threads on a small
 	 * machine, and is what libuv and libeio users already tune from.
 	 * Devices with deep queues (NVMe, network file systems) want more:
-	 * say 32 to 64 for cold random reads (QEMU's default is 64).
+	 * say 32 to 64 for cold random reads (QEMU's default is 64).  The
+	 * limit is an upper bound: a queued job waits for a busy worker that
+	 * is expected to come free within 0.4 ms (from what jobs of its
+	 * kind took) rather than wake an idle one, and wakes one anyway once
+	 * it has waited 1.6 ms, so fewer threads may take turns.
 	 */
 	unsigned threads;
 	/*
