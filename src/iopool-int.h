@@ -508,7 +508,6 @@ void iop__run_here(struct iop_pool *pool, struct iop_job *job);
 void iop__run_helping(struct iop_pool *pool, struct iop_job *job,
 		      struct iop__stats *st);
 bool iop__help(struct iop_pool *pool);
-void iop__pay_wake(struct iop_pool *pool);
 bool iop__ensure_worker_locked(struct iop_pool *pool);
 unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now);
 void iop__drain_inline(struct iop_pool *pool);
@@ -527,6 +526,7 @@ struct iop_job *iop__take_small_locked(struct iop_pool *pool,
 unsigned iop__take_run_locked(struct iop_pool *pool, uint64_t kind,
 			      struct iop_job **out, unsigned max);
 void iop__publish_pending(struct iop_pool *pool);
+void iop__pay_wake(struct iop_pool *pool);
 void iop__queue_job_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__requeue_front_locked(struct iop_pool *pool, struct iop_job *job);

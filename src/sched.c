@@ -84,12 +84,6 @@ void iop__requeue_front_locked(struct iop_pool *pool, struct iop_job *job)
 	queue_at_locked(pool, job, true);
 }
 
-/*
- * How many workers to wake for @n jobs just queued, @first among them:
- * none if they are short and a worker running short jobs will come back
- * for them, one if they are short (it takes them in batches), else @n
- * less those that busy workers will take soon (absorbed_locked()).
- */
 /* The queue's oldest job has waited long enough to wake a worker for,
  * whatever the estimates say. */
 bool iop__stale_locked(const struct iop_pool *pool, int64_t now)
@@ -145,6 +139,12 @@ static unsigned absorbed_locked(struct iop_pool *pool,
 	return soon - ahead < n ? (unsigned)(soon - ahead) : n;
 }
 
+/*
+ * How many workers to wake for @n jobs just queued, @first among them:
+ * none if they are short and a worker running short jobs will come back
+ * for them, one if they are short (it takes them in batches), else @n
+ * less those that busy workers will take soon (absorbed_locked()).
+ */
 unsigned iop__wakes_for_locked(struct iop_pool *pool,
 			       const struct iop_job *first, unsigned n)
 {

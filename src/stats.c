@@ -2,10 +2,11 @@
  * Statistics.  Each worker counts into its own struct iop__stats, so that
  * collecting costs no shared cache line and no lock: a relaxed load and
  * store per counter, and one clock read per job (the end of one job is the
- * start of the next), or two per batch of short jobs of one kind.  Jobs run outside the workers count into
- * pool->inline_stats under the lock; a worker that exits folds its counts
- * into pool->retired.  iop_pool_stats() sums them under stats_lock, which
- * workers take only when they start and exit.
+ * start of the next), or two per batch of short jobs of one kind.  Jobs
+ * run outside the workers count into pool->inline_stats under the lock; a
+ * worker that exits folds its counts into pool->retired.  iop_pool_stats()
+ * sums them under stats_lock, which workers take only when they start and
+ * exit.
  */
 #include "iopool-int.h"
 

@@ -455,8 +455,8 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 }
 
 /*
- * The polling thread, in iop_wait(), has no callback to run and short
- * jobs are queued: it runs a batch of them itself, as a worker would
+ * The polling thread, in iop_wait() between rounds of callbacks, finds
+ * short jobs queued: it runs a batch of them itself, as a worker would
  * (every signal blocked), which costs less than waking a worker and being
  * woken by it.  Their completions need no ring: this thread takes them
  * next.  While it runs them, one idle worker keeps watch, so that jobs
@@ -488,12 +488,7 @@ bool iop__help(struct iop_pool *pool)
 	return true;
 }
 
-/*
- * Give the rest of any batch whose worker has been on one job for longer
- * than IOP__STUCK_NS back to the queue.  Returns how many jobs went back
- * (the caller wakes workers for them).  Lock held.
- */
-/* The rest of @w's batch, if it is stuck in one job (see below). */
+/* The rest of @w's batch, if it is stuck (see below). */
 static unsigned unstick_one_locked(struct iop_pool *pool,
 				   struct iop__worker *w, int64_t now)
 {
@@ -516,6 +511,12 @@ static unsigned unstick_one_locked(struct iop_pool *pool,
 	return back;
 }
 
+/*
+ * Give the rest of any batch that has been running for longer than
+ * IOP__STUCK_NS (one of its jobs blocks) back to the queue: the workers'
+ * and the polling thread's.  Returns how many jobs went back (the caller
+ * wakes workers for them).  Lock held.
+ */
 unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now)
 {
 	struct iop__worker *w;
@@ -543,9 +544,12 @@ static void *worker_main(void *arg)
 			break;
 		/* The helper runs one of max_threads jobs at a time. */
 		if (pool->helping && pool->nrunning >= pool->max_threads &&
-		    pool->runq.mask)
+		    pool->runq.mask) {
 			pool->capped = true;
-		job = pool->capped ? NULL : iop__pick_locked(pool, &now);
+			job = NULL;
+		} else {
+			job = iop__pick_locked(pool, &now);
+		}
 		if (!job) {
 			if (atomic_load_explicit(&pool->shutdown,
 						 memory_order_relaxed) ||
