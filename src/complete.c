@@ -89,7 +89,7 @@ static int run_ready(struct iop_pool *pool, unsigned max, int64_t deadline,
 		n++;
 	}
 	iop__current = outer;
-	iop__publish_pending(pool);
+	iop__publish_pending(pool, true);
 	iop__job_trim_polling(pool);
 	return (int)n;
 }

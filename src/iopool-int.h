@@ -525,7 +525,7 @@ struct iop_job *iop__take_small_locked(struct iop_pool *pool,
 				       const struct iop_job *want);
 unsigned iop__take_run_locked(struct iop_pool *pool, uint64_t kind,
 			      struct iop_job **out, unsigned max);
-void iop__publish_pending(struct iop_pool *pool);
+void iop__publish_pending(struct iop_pool *pool, bool round_end);
 void iop__pay_wake(struct iop_pool *pool);
 void iop__queue_job_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job);

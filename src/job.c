@@ -453,7 +453,7 @@ static int await_check(iop_job *job)
 		return -EDEADLK;
 	/* A callback awaiting its own submit: hand it over first. */
 	if (iop__current == iop__job_pool(job))
-		iop__publish_pending(iop__job_pool(job));
+		iop__publish_pending(iop__job_pool(job), false);
 	return 0;
 }
 

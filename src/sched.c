@@ -609,7 +609,7 @@ static iop_job *overflow(struct iop_pool *pool, const struct iop__req *req,
 		return run_now(pool, req);
 	case IOP_OVERFLOW_BLOCK:
 		if (iop__current == pool && iop__batch.pool != pool) {
-			iop__publish_pending(pool);
+			iop__publish_pending(pool, false);
 			extra = 0;
 		}
 		if (wait_room(pool, extra))
@@ -795,7 +795,7 @@ iop_job *iop__submit(struct iop_pool *pool, const struct iop__req *req)
 	if (callback) {
 		job = enqueue(pool, &pool->pending, req, IOP__PENDING, false);
 		if (job && ++pool->npending >= IOP__PENDING_MAX)
-			iop__publish_pending(pool);
+			iop__publish_pending(pool, false);
 		return job;
 	}
 	return submit_direct(pool, req);
@@ -834,8 +834,9 @@ static void hand_over(struct iop_pool *pool, struct iop__queue *held,
 }
 
 /*
- * Short jobs @first.. (@n of them) that callbacks submitted inside
- * iop_wait(), which goes on to run them itself: wake no worker, unless
+ * Short jobs @first.. (@n of them, all of one kind) that callbacks
+ * submitted inside iop_wait(), which goes on to run them itself as soon as
+ * the round of callbacks ends: wake no worker, unless
  * they add up to more work than a wake-up costs and no worker runs short
  * jobs or is on its way, in which case one worker shares them.  If the
  * wait leaves them queued, it wakes one then (iop__pay_wake()).
@@ -858,9 +859,12 @@ static unsigned share_wakes_locked(struct iop_pool *pool,
  * priority, so the whole list joins its level at once.  While PENDING,
  * iop_cancel() can only mark them (the list is this thread's); marked
  * ones end here.  After shutdown, or with a limit on queued jobs, they
- * go the long way.
+ * go the long way.  @round_end: a round of callbacks has ended, and
+ * iop_wait() may go on to run short ones itself; else a callback hands
+ * them over early (to await one, for room, or because there are many)
+ * and goes on.
  */
-void iop__publish_pending(struct iop_pool *pool)
+void iop__publish_pending(struct iop_pool *pool, bool round_end)
 {
 	struct iop__queue *level =
 		&pool->runq.level[IOP_PRIO_DEFAULT - IOP_PRIO_MIN];
@@ -868,6 +872,8 @@ void iop__publish_pending(struct iop_pool *pool)
 	unsigned n = pool->npending, wake;
 	struct iop__node *node, *next;
 	struct iop_job *job, *first;
+	uint64_t kind = 0;
+	bool one_kind = true;
 
 	if (n == 0)
 		return;
@@ -898,10 +904,15 @@ void iop__publish_pending(struct iop_pool *pool)
 		job->t_queued = t;
 		atomic_store_explicit(&job->state, IOP__QUEUED,
 				      memory_order_relaxed);
+		if (node == pool->pending.head)
+			kind = iop__job_kind(job);
+		else if (iop__job_kind(job) != kind)
+			one_kind = false;
 	}
 	if (n > 0) {
 		first = iop__job_of(pool->pending.head);
-		if (pool->in_wait && !first->xflags && iop__small(pool, first))
+		if (round_end && pool->in_wait && one_kind && !first->xflags &&
+		    iop__small(pool, first))
 			wake = share_wakes_locked(pool, first, n);
 		else
 			wake = iop__wakes_for_locked(pool, first, n);
