@@ -76,6 +76,10 @@ static int run_ready(struct iop_pool *pool, unsigned max, int64_t deadline,
 	struct iop_job *job;
 	unsigned n = 0;
 
+	/* Short jobs left to iop_wait() get a worker before any callback
+	 * runs that might wait for them. */
+	if (pool->ready)
+		iop__pay_wake(pool);
 	iop__current = pool;
 	while ((node = pool->ready) && (!max || n < max)) {
 		if (deadline && n > 0 && iop__now_ns() >= deadline)

@@ -795,7 +795,7 @@ iop_job *iop__submit(struct iop_pool *pool, const struct iop__req *req)
 	if (callback) {
 		job = enqueue(pool, &pool->pending, req, IOP__PENDING, false);
 		if (job && ++pool->npending >= IOP__PENDING_MAX)
-			iop__publish_pending(pool, false);
+			iop__publish_pending(pool, true);
 		return job;
 	}
 	return submit_direct(pool, req);
@@ -859,10 +859,10 @@ static unsigned share_wakes_locked(struct iop_pool *pool,
  * priority, so the whole list joins its level at once.  While PENDING,
  * iop_cancel() can only mark them (the list is this thread's); marked
  * ones end here.  After shutdown, or with a limit on queued jobs, they
- * go the long way.  @round_end: a round of callbacks has ended, and
+ * go the long way.  @round_end: a round of callbacks has ended (or has
+ * submitted so many that they go now, as they would at its end), and
  * iop_wait() may go on to run short ones itself; else a callback hands
- * them over early (to await one, for room, or because there are many)
- * and goes on.
+ * them over to wait for one of them (a future, or room in the queue).
  */
 void iop__publish_pending(struct iop_pool *pool, bool round_end)
 {
