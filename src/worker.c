@@ -411,9 +411,11 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 	w->small = true;
 	if (helper) {
 		pool->helping = true;
-		/* Someone to notice if one of them blocks. */
+		/* Someone to notice if one of them blocks: a worker
+		 * running short jobs keeps watch once it is idle, else
+		 * wake one. */
 		if ((n > 1 || pool->runq.mask) && !pool->watching &&
-		    pool->nwakeups == 0)
+		    pool->nwakeups == 0 && pool->nsmall == 0)
 			iop__wake_locked(pool, 1);
 	} else {
 		atomic_store_explicit(&pool->nsmall, pool->nsmall + 1,
