@@ -144,10 +144,13 @@ struct iop_options {
 	 * machine, and is what libuv and libeio users already tune from.
 	 * Devices with deep queues (NVMe, network file systems) want more:
 	 * say 32 to 64 for cold random reads (QEMU's default is 64).  The
-	 * limit is an upper bound: a queued job waits for a busy worker that
-	 * is expected to come free within 0.4 ms (from what jobs of its
-	 * kind took) rather than wake an idle one, and wakes one anyway once
-	 * it has waited 1.6 ms, so fewer threads may take turns.
+	 * limit is an upper bound: with 16 or more workers busy, a queued job
+	 * waits for one of them that is expected to come free within 0.4 ms
+	 * (from what their jobs' kinds took before; with fewer busy, for
+	 * proportionally less) rather than wake an idle one, so fewer threads
+	 * may take turns.  A job that has waited 1.6 ms wakes one anyway:
+	 * the pool's watchdog thread (also used for deadlines) starts the
+	 * first time a job is left waiting, and looks every 0.8 ms.
 	 */
 	unsigned threads;
 	/*

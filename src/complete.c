@@ -176,14 +176,12 @@ int iop_poll(iop_pool *pool)
  * Wait for the doorbell up to @timeout_ms (-1: no limit).  While a worker
  * runs a batch of short jobs (or jobs wait that it may take), look every
  * IOP__STUCK_NS whether it is stuck in one, and if so hand the rest of its
- * batch to other workers, and whether jobs left to busy workers have
- * waited too long for them: nothing else would notice while this thread
+ * batch to other workers: nothing else would notice while this thread
  * sleeps.
  */
 static int wait_watching(struct iop_pool *pool, int timeout_ms)
 {
 	unsigned back;
-	int64_t now;
 	int ready;
 
 	/* Jobs queued may be taken in a batch at any moment. */
@@ -195,12 +193,7 @@ static int wait_watching(struct iop_pool *pool, int timeout_ms)
 	if (ready != 0)
 		return ready;
 	pthread_mutex_lock(&pool->lock);
-	now = iop__now_ns();
-	back = iop__unstick_locked(pool, now);
-	/* Jobs left for busy workers that have not come back. */
-	if (iop__stale_locked(pool, now))
-		back += (unsigned)atomic_load_explicit(&pool->nqueued,
-						       memory_order_relaxed);
+	back = iop__unstick_locked(pool, iop__now_ns());
 	iop__wake_locked(pool, back);
 	iop__ensure_worker_locked(pool);
 	pthread_mutex_unlock(&pool->lock);

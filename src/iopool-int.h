@@ -50,9 +50,15 @@
  * wake an idle one: on a small machine every thread woken for a job that
  * a busy one could take soon costs context switches, which slow the other
  * jobs more than the wait.  A job queued four times as long wakes a
- * worker whatever the estimates say.
+ * worker whatever the estimates say (the watchdog sees to it).
  */
 #define IOP__ABSORB_NS		400000
+/*
+ * ... in full once this many workers are busy, and in proportion below:
+ * with few busy, whatever they wait for (a device's queue) likely has
+ * room for more, and a wake-up costs little next to the wait.
+ */
+#define IOP__ABSORB_BUSY	16
 /* Short jobs a worker takes at once, and their expected running time. */
 #define IOP__BATCH_MAX		256
 #define IOP__BATCH_NS		50000
@@ -409,6 +415,9 @@ struct iop_pool {
 	struct iop_job *deadlines;	/* queued jobs with one; lock */
 	pthread_t watchdog;
 	bool watchdog_started;		/* lock */
+	int64_t stale_check;		/* when the watchdog looks at jobs
+					 * left to busy workers, 0: no need;
+					 * lock */
 	atomic_bool shutdown;		/* set under lock, read anywhere */
 	atomic_bool forked;		/* this is a child's copy */
 
@@ -532,7 +541,6 @@ void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__requeue_front_locked(struct iop_pool *pool, struct iop_job *job);
 unsigned iop__wakes_for_locked(struct iop_pool *pool,
 			       const struct iop_job *first, unsigned n);
-bool iop__stale_locked(const struct iop_pool *pool, int64_t now);
 struct iop_job *iop__pick_locked(struct iop_pool *pool, int64_t *now);
 void iop__lane_release_locked(struct iop_pool *pool, struct iop_lane *lane);
 void iop__dl_add_locked(struct iop_pool *pool, struct iop_job *job);

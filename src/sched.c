@@ -86,7 +86,7 @@ void iop__requeue_front_locked(struct iop_pool *pool, struct iop_job *job)
 
 /* The queue's oldest job has waited long enough to wake a worker for,
  * whatever the estimates say. */
-bool iop__stale_locked(const struct iop_pool *pool, int64_t now)
+static bool stale_locked(const struct iop_pool *pool, int64_t now)
 {
 	const struct iop__runq *rq = &pool->runq;
 	const struct iop_job *head;
@@ -99,6 +99,24 @@ bool iop__stale_locked(const struct iop_pool *pool, int64_t now)
 	return now - head->t_queued > 4 * IOP__ABSORB_NS;
 }
 
+static int start_watchdog_locked(struct iop_pool *pool);
+
+/*
+ * Jobs are about to be left to busy workers: have the watchdog look at
+ * the queue in a while, and wake workers then for jobs that waited too
+ * long, whoever else is around.  False if it cannot run.
+ */
+static bool arm_stale_check_locked(struct iop_pool *pool, int64_t now)
+{
+	if (pool->stale_check)
+		return true;
+	if (start_watchdog_locked(pool) != 0)
+		return false;
+	pool->stale_check = now + 2 * IOP__ABSORB_NS;
+	pthread_cond_signal(&pool->dl_cond);
+	return true;
+}
+
 /*
  * How many of @n jobs just queued (plain ones like @first, not short)
  * busy workers will take within IOP__ABSORB_NS, after the jobs already
@@ -106,7 +124,8 @@ bool iop__stale_locked(const struct iop_pool *pool, int64_t now)
  * take d ns frees up IOP__ABSORB_NS / d times in that span on average; a
  * worker whose job has run past its estimate by more than four times that
  * counts as not coming back, and once the oldest queued job has waited
- * that long, nothing is left to busy workers.
+ * that long, nothing is left to busy workers.  With fewer than
+ * IOP__ABSORB_BUSY workers busy the span shrinks in proportion.
  */
 static unsigned absorbed_locked(struct iop_pool *pool,
 				const struct iop_job *first, unsigned n)
@@ -115,13 +134,15 @@ static unsigned absorbed_locked(struct iop_pool *pool,
 					      memory_order_relaxed);
 	const struct iop__worker *w;
 	uint64_t soon = 0;
-	int64_t now, due, start;
+	int64_t now, due, start, span = IOP__ABSORB_NS;
 
 	if (first->xflags || pool->nrunning == 0 ||
 	    (pool->flags & IOP_POOL_NO_TIMING))
 		return 0;
+	if (pool->nrunning < IOP__ABSORB_BUSY)
+		span = span * pool->nrunning / IOP__ABSORB_BUSY;
 	now = iop__now_ns();
-	if (iop__stale_locked(pool, now))
+	if (stale_locked(pool, now))
 		return 0;
 	for (w = pool->workers; w; w = w->next) {
 		due = atomic_load_explicit(&w->due, memory_order_relaxed);
@@ -130,11 +151,10 @@ static unsigned absorbed_locked(struct iop_pool *pool,
 		if (due <= start || start <= 0 ||
 		    now - due > 4 * IOP__ABSORB_NS)
 			continue;
-		soon += ((uint64_t)IOP__ABSORB_NS << 16) /
-			(uint64_t)(due - start);
+		soon += ((uint64_t)span << 16) / (uint64_t)(due - start);
 	}
 	soon >>= 16;
-	if (soon <= ahead)
+	if (soon <= ahead || !arm_stale_check_locked(pool, now))
 		return 0;
 	return soon - ahead < n ? (unsigned)(soon - ahead) : n;
 }
@@ -1111,20 +1131,43 @@ static bool expire_one_locked(struct iop_pool *pool, int64_t now,
 }
 
 /*
+ * Jobs were left to busy workers (absorbed_locked()): once their time has
+ * come, wake workers for the queue if its oldest job waited too long, and
+ * look again while jobs are queued.  Returns when to look next.
+ */
+static int64_t stale_check_locked(struct iop_pool *pool, int64_t now)
+{
+	if (!pool->stale_check)
+		return INT64_MAX;
+	if (now < pool->stale_check)
+		return pool->stale_check;
+	if (stale_locked(pool, now))
+		iop__wake_locked(pool, (unsigned)atomic_load_explicit(
+					 &pool->nqueued, memory_order_relaxed));
+	pool->stale_check = pool->runq.mask ? now + 2 * IOP__ABSORB_NS : 0;
+	return pool->stale_check ? pool->stale_check : INT64_MAX;
+}
+
+/*
  * The watchdog: sleeps until the earliest deadline of a queued or waiting
  * job, and ends the jobs whose deadline has passed, whatever the workers
- * are doing.
+ * are doing; and sees to jobs left to busy workers that did not come back
+ * (stale_check_locked()).  It starts with the first of either.
  */
 static void *watchdog_main(void *arg)
 {
 	struct iop_pool *pool = arg;
 	struct timespec ts;
-	int64_t next;
+	int64_t next, now, check;
 
 	pthread_mutex_lock(&pool->lock);
 	while (!atomic_load_explicit(&pool->shutdown, memory_order_relaxed)) {
-		if (expire_one_locked(pool, iop__now_ns(), &next))
+		now = iop__now_ns();
+		if (expire_one_locked(pool, now, &next))
 			continue;
+		check = stale_check_locked(pool, now);
+		if (check < next)
+			next = check;
 		if (next == INT64_MAX) {
 			pthread_cond_wait(&pool->dl_cond, &pool->lock);
 			continue;

@@ -1087,6 +1087,7 @@ struct nap {
 	struct gate *gate;
 	bool block;
 	atomic_int *entered;
+	atomic_int *ran;	/* naps done, if set */
 };
 
 static ssize_t nap_work(void *ctx)
@@ -1100,6 +1101,8 @@ static ssize_t nap_work(void *ctx)
 	} else {
 		while (nanosleep(&ms, &ms) != 0)
 			;
+		if (n->ran)
+			atomic_fetch_add(n->ran, 1);
 	}
 	return 0;
 }
@@ -1107,15 +1110,20 @@ static ssize_t nap_work(void *ctx)
 /*
  * A job of a kind known to take a millisecond may wait for a busy worker
  * expected to come free soon rather than wake an idle one; when the busy
- * ones block after all, it still gets an idle worker, while they block.
+ * ones block after all, it still gets the idle worker while they block,
+ * though the test thread does nothing but yield until it has.
  */
 START_TEST(test_job_left_to_busy_workers_gets_idle_one)
 {
-	enum { THREADS = 4, TEACH = 20, BLOCKED = THREADS - 1 };
-	iop_pool *pool = pool_new(THREADS);
-	atomic_int entered = 0, done = 0, blocked_done = 0;
+	/* Enough busy workers for the full 0.4 ms span (IOP__ABSORB_BUSY),
+	 * all started at once, so that the idle one is there, asleep. */
+	enum { THREADS = 20, TEACH = 40, BLOCKED = THREADS - 1 };
+	struct iop_options o = { .threads = THREADS,
+				 .min_threads = THREADS };
+	iop_pool *pool = pool_new_opts(&o);
+	atomic_int entered = 0, done = 0, blocked_done = 0, ran = 0;
 	struct gate g;
-	struct nap quick = { .gate = &g };
+	struct nap quick = { .gate = &g, .ran = &ran };
 	struct nap stuck = { .gate = &g, .block = true, .entered = &entered };
 
 	gate_init(&g);
@@ -1130,6 +1138,8 @@ START_TEST(test_job_left_to_busy_workers_gets_idle_one)
 		sched_yield();
 	ck_assert_ptr_nonnull(iop_call(pool, nap_work, &quick, count_done,
 				       &done));
+	while (load_int(&ran) < TEACH + 1)
+		sched_yield();
 	drain_until(pool, &done, TEACH + 1);	/* the gate is still shut */
 	ck_assert_int_eq(load_int(&blocked_done), 0);
 	gate_open(&g);
