@@ -817,7 +817,8 @@ IOP_EXPORT int iop_job_set_lane(iop_job *job, iop_lane *lane);
  * @timeout_ms milliseconds from now: if no worker has started it by
  * then, it ends with -ETIMEDOUT without running (and the jobs linked
  * after it with -ECANCELED).  The pool's watchdog thread, started with
- * the first deadline, enforces it even while every worker is stuck.
+ * the first deadline (or the first job left waiting for a busy worker,
+ * see struct iop_options), enforces it even while every worker is stuck.
  * Returns 0, -EINVAL (@job NULL, @timeout_ms negative), -EBUSY (not held
  * here), -ENOMEM, -EAGAIN when the watchdog thread cannot be started, or
  * -EOWNERDEAD in a forked child (where no thread is started).
