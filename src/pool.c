@@ -6,8 +6,10 @@
  *   submit (any thread; sched.c)
  *     -> take a free job and append it to the run queue (pool->runq, one
  *        FIFO per priority) under pool->lock; signal one idle worker if
- *        none is already on its way, and start a thread if the queue holds
- *        more jobs than idle threads can take (worker.c)
+ *        none is already on its way and no busy worker is expected to
+ *        come free for it soon (the watchdog wakes one if that fails),
+ *        and start a thread if the queue holds more jobs than idle
+ *        threads can take (worker.c)
  *        (a callback's submits gather on pool->pending, and a batch's on
  *        the thread's iop__batch, with no lock, and are handed over in one
  *        step when the callback batch or the batch ends)
