@@ -313,7 +313,7 @@ IOP_EXPORT int iop_poll(iop_pool *pool);
  * while no callback job is in flight blocks until another thread submits
  * one and it completes.  Between rounds of callbacks it runs queued jobs
  * known to be short itself (see iop_work_fn), which is faster than a
- * hand-off: jobs its callbacks submit then wake no worker, unless
+ * hand-off: such jobs its callbacks submit then wake no worker, unless
  * together they are more work than a wake-up costs (one worker shares
  * them) or it returns with them still queued.
  */
