@@ -435,11 +435,11 @@ struct iop_pool {
 	struct iop__stats inline_stats;	/* jobs run outside workers; lock */
 	/*
 	 * The polling thread as it runs short jobs in iop_wait() (see
-	 * iop__help()): its batch, claimable like a worker's, and its
-	 * statistics.  Not on the workers list.
+	 * iop__help()): its batch, claimable like a worker's (helper.small
+	 * says whether one is running), and its statistics.  Not on the
+	 * workers list.
 	 */
 	struct iop__worker helper;
-	bool helping;			/* helper.batch is running; lock */
 	bool capped;			/* a worker left a job queued, so
 					 * that no more than max_threads
 					 * jobs run with the helper's; lock */
@@ -514,8 +514,7 @@ int iop__wake_locked(struct iop_pool *pool, unsigned n);
 void iop__lock_waking(struct iop_pool *pool);
 void iop__unlock_waking(struct iop_pool *pool);
 void iop__run_here(struct iop_pool *pool, struct iop_job *job);
-void iop__run_helping(struct iop_pool *pool, struct iop_job *job,
-		      struct iop__stats *st);
+void iop__run_helping(struct iop_pool *pool, struct iop_job *job);
 bool iop__help(struct iop_pool *pool);
 bool iop__ensure_worker_locked(struct iop_pool *pool);
 unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now);

@@ -537,7 +537,7 @@ static void help_future(struct iop_job *job)
 	       iop__take_small_locked(pool, job);
 	pthread_mutex_unlock(&pool->lock);
 	if (take)
-		iop__run_helping(pool, job, NULL);
+		iop__run_helping(pool, job);
 }
 
 ssize_t iop_await(iop_job *job)

@@ -226,11 +226,9 @@ bool iop__ensure_worker_locked(struct iop_pool *pool)
 /*
  * Run @job on a thread that waits for results, with every signal blocked
  * as on a worker, so that a work function sees the same conditions.  It
- * counts into @st, which only this thread writes, or with @st NULL into
- * pool->inline_stats.
+ * counts into pool->inline_stats.
  */
-void iop__run_helping(struct iop_pool *pool, struct iop_job *job,
-		      struct iop__stats *st)
+void iop__run_helping(struct iop_pool *pool, struct iop_job *job)
 {
 	_Atomic int64_t started;
 	int64_t now = 0;
@@ -238,7 +236,7 @@ void iop__run_helping(struct iop_pool *pool, struct iop_job *job,
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	run_job(pool, job, &started, NULL, st, &now);
+	run_job(pool, job, &started, NULL, NULL, &now);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -255,7 +253,7 @@ static bool idle_wait_locked(struct iop_pool *pool)
 	int err = 0;
 
 	/* One idle worker keeps watch over running batches. */
-	if ((pool->nsmall > 0 || pool->helping) && !pool->watching) {
+	if ((pool->nsmall > 0 || pool->helper.small) && !pool->watching) {
 		pool->watching = true;
 		deadline = iop__now_ns() + IOP__STUCK_NS;
 		ts.tv_sec = deadline / 1000000000;
@@ -373,7 +371,7 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 {
 	struct iop_pool *pool = w->pool;
 	bool helper = w == &pool->helper;
-	uint64_t kind = iop__job_kind(first);
+	uint64_t kind = iop__job_kind(first), k;
 	int64_t budget = iop__estimate(pool, kind);
 	unsigned level = 1u << (first->prio - IOP_PRIO_MIN);
 	bool same = true;
@@ -389,7 +387,7 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 		/* Another thread runs short jobs too, or is on its way:
 		 * leave it half of them. */
 		if (pool->nsmall > 0 || pool->nwakeups > 0 ||
-		    (!helper && pool->helping)) {
+		    (!helper && pool->helper.small)) {
 			half = (unsigned)(atomic_load_explicit(
 				&pool->nqueued, memory_order_relaxed) + 1) / 2;
 			if (more > half)
@@ -402,15 +400,14 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 	while (n < IOP__BATCH_MAX && budget < IOP__BATCH_NS &&
 	       (job = iop__take_small_locked(pool, NULL))) {
 		w->batch[n++] = job;
-		if (iop__job_kind(job) != kind)
-			same = false;
-		budget += iop__estimate(pool, iop__job_kind(job));
+		k = iop__job_kind(job);
+		same = same && k == kind;
+		budget += iop__estimate(pool, k);
 	}
 	w->bcount = n;
 	atomic_store_explicit(&w->bnext, 1, memory_order_relaxed);
 	w->small = true;
 	if (helper) {
-		pool->helping = true;
 		/* Someone to notice if one of them blocks: a worker
 		 * running short jobs keeps watch once it is idle, else
 		 * wake one. */
@@ -443,9 +440,7 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 			iop__requeue_front_locked(pool, w->batch[--n]);
 	}
 	w->small = false;
-	if (helper)
-		pool->helping = false;
-	else
+	if (!helper)
 		atomic_store_explicit(&pool->nsmall, pool->nsmall - 1,
 				      memory_order_relaxed);
 	pool->nrunning--;
@@ -545,7 +540,8 @@ static void *worker_main(void *arg)
 		    pool->max_threads)
 			break;
 		/* The helper runs one of max_threads jobs at a time. */
-		if (pool->helping && pool->nrunning >= pool->max_threads &&
+		if (pool->helper.small &&
+		    pool->nrunning >= pool->max_threads &&
 		    pool->runq.mask) {
 			pool->capped = true;
 			job = NULL;
