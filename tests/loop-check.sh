@@ -29,24 +29,14 @@ if ! command -v "$cksum" >/dev/null 2>&1; then
 	echo "SKIP: no cksum to compare with (CKSUM='${CKSUM:-}')"
 	exit 77
 fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-$name.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT PIPE TERM
-failed=0
+. "$(dirname "$0")/shell-helpers.sh"
+test_tmpdir "$name"
 
+# Failures name the example.
 fail()
 {
 	echo "FAIL: $name: $*"
 	failed=1
-}
-
-# check LABEL EXPECTED ACTUAL: report a difference between two files.
-check()
-{
-	if ! cmp -s "$2" "$3"; then
-		fail "$1"
-		diff -u "$2" "$3" | head -n 20
-	fi
 }
 
 # run ARG...: the example into $tmp/out and $tmp/err, its status into $st.

@@ -14,29 +14,8 @@ if [ -z "${DURABLE_APPEND:-}" ] || [ ! -x "$DURABLE_APPEND" ]; then
 	exit 99
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-durable-append.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT PIPE TERM
-failed=0
-
-# check LABEL EXPECTED ACTUAL: report a difference between two files.
-check()
-{
-	if ! cmp -s "$2" "$3"; then
-		echo "FAIL: $1"
-		diff -u "$2" "$3" | head -n 20
-		failed=1
-	fi
-}
-
-# check_status LABEL EXPECTED ACTUAL: report a wrong exit status.
-check_status()
-{
-	if [ "$2" != "$3" ]; then
-		echo "FAIL: $1: exit status $3, expected $2"
-		failed=1
-	fi
-}
+. "$(dirname "$0")/shell-helpers.sh"
+test_tmpdir durable-append
 
 # acks FILE: the acks due for the lines of FILE, "ack N BYTES" in order,
 # BYTES counting the newline, which the last line may lack.

@@ -23,10 +23,8 @@ if [ ! -f "$include/iopool.h" ]; then
 	echo "ERROR: no header at $include/iopool.h"
 	exit 99
 fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-header.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT PIPE TERM
-failed=0
+. "$(dirname "$0")/shell-helpers.sh"
+test_tmpdir header
 
 # Valid C99, C11 and C++11 alike: no designated initialisers, no
 # compound literals, no C++-only syntax.

@@ -36,17 +36,9 @@ for v in IOP_BUILDDIR IOP_SRCDIR PACKAGE_VERSION IOP_LT_VERSION libdir \
 		exit 99
 	fi
 done
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-install.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT PIPE TERM
+. "$(dirname "$0")/shell-helpers.sh"
+test_tmpdir install
 root=$tmp/root
-failed=0
-
-fail()
-{
-	echo "FAIL: $*"
-	failed=1
-}
 
 # in_build TARGET...: make TARGET... DESTDIR=$root in the build directory,
 # as a make of its own (not part of the make check that runs this test).

@@ -20,25 +20,8 @@ if [ -z "${LEGACY_SYNC:-}" ] || [ ! -x "$LEGACY_SYNC" ]; then
 	exit 99
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-legacy-sync.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT PIPE TERM
-failed=0
-
-fail()
-{
-	echo "FAIL: $*"
-	failed=1
-}
-
-# check LABEL EXPECTED ACTUAL: report a difference between two files.
-check()
-{
-	if ! cmp -s "$2" "$3"; then
-		fail "$1"
-		diff -u "$2" "$3" | head -n 20
-	fi
-}
+. "$(dirname "$0")/shell-helpers.sh"
+test_tmpdir legacy-sync
 
 # run ARG...: legacy-sync into $tmp/out and $tmp/err, its status into $st;
 # the lines of each run into $tmp/before and $tmp/after, without the word.

@@ -30,16 +30,8 @@ if [ ! -f "$header" ] || [ ! -d "$top/man" ]; then
 	exit 99
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-man.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT PIPE TERM
-failed=0
-
-fail()
-{
-	echo "FAIL: $*"
-	failed=1
-}
+. "$(dirname "$0")/shell-helpers.sh"
+test_tmpdir man
 
 # The public functions, one per line: the name, a tab, the prototype with
 # IOP_EXPORT and every blank removed.

@@ -25,29 +25,9 @@ case $READFILES in
 *) READFILES=$(pwd)/$READFILES ;;	# Some checks below change directory.
 esac
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-readfiles.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT PIPE TERM
-failed=0
-
-# check LABEL EXPECTED ACTUAL: report a difference between two files.
-check()
-{
-	if ! cmp -s "$2" "$3"; then
-		echo "FAIL: $1"
-		diff -u "$2" "$3" | head -n 40
-		failed=1
-	fi
-}
-
-# check_status LABEL EXPECTED ACTUAL: report a wrong exit status.
-check_status()
-{
-	if [ "$2" != "$3" ]; then
-		echo "FAIL: $1: exit status $3, expected $2"
-		failed=1
-	fi
-}
+. "$(dirname "$0")/shell-helpers.sh"
+test_tmpdir readfiles
+check_lines=40
 
 # walk DIR: the files under DIR in readfiles' order, one per line: the
 # entries of each directory in strcmp() order, each directory's files in

@@ -31,10 +31,8 @@ if [ ! -f "$lib" ]; then
 	echo "SKIP: no shared library at $lib"
 	exit 77
 fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-symbols.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT PIPE TERM
-failed=0
+. "$(dirname "$0")/shell-helpers.sh"
+test_tmpdir symbols
 
 # Exported: "ADDRESS TYPE NAME" lines with an upper-case (global) TYPE; a
 # symbol version (NAME@@VERSION), should one ever be added, is cut off.
