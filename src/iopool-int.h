@@ -62,6 +62,12 @@
 /* Short jobs a worker takes at once, and their expected running time. */
 #define IOP__BATCH_MAX		256
 #define IOP__BATCH_NS		50000
+/*
+ * How long a worker that ran short jobs looks for more before it sleeps,
+ * while the polling thread runs a batch of them in iop_wait() and is about
+ * to hand over what its callbacks submit: less than the wake-up it saves.
+ */
+#define IOP__SPIN_NS		30000
 
 /*
  * A job of a batch running longer than this is unexpectedly slow: the
@@ -399,6 +405,8 @@ struct iop_pool {
 	unsigned nawaiting;		/* threads in iop_await(); lock */
 	unsigned nblocked;		/* submits waiting for room; lock */
 	unsigned nrunning;		/* workers running jobs; lock */
+	bool spinning;			/* a worker looks for short jobs
+					 * without the lock; lock */
 	bool watching;			/* an idle worker watches batches;
 					 * lock */
 	_Atomic unsigned nsmall;	/* workers running batches of short
@@ -463,6 +471,7 @@ struct iop_pool {
 
 	/* Set at creation, read-only after. */
 	struct iop__notify notify;
+	unsigned ncpus;			/* online when it was created */
 	size_t stack_size;
 	int64_t idle_ns;
 	int64_t long_ns;
@@ -484,6 +493,16 @@ struct iop_pool {
 #else
 #define IOP__TLS _Thread_local
 #endif
+
+/* In a loop that waits for another thread's store. */
+static inline void iop__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
 
 static inline struct iop_job *iop__job_of(struct iop__node *n)
 {

@@ -34,7 +34,9 @@
  *        threads (iop__help()): short jobs its callbacks submit wake no
  *        worker unless they add up to more than a wake-up costs (one
  *        worker shares them) or the wait leaves them queued, so a closed
- *        loop of tiny jobs costs no wake-up at all.
+ *        loop of tiny jobs costs no wake-up at all; a worker sharing them
+ *        that runs out while this thread runs a batch looks for more, for
+ *        a wake-up's worth of time, before it sleeps.
  *
  * Each side makes at most one lock round trip per job: submit, and the
  * worker's pick.  The completion side is lock-free and taken in batches.
@@ -59,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 IOP__TLS struct iop_pool *iop__current;
 IOP__TLS struct iop__batch iop__batch;
@@ -175,6 +178,8 @@ static int check_options(const struct iop_options *o)
 
 static void apply_options(struct iop_pool *pool, const struct iop_options *o)
 {
+	long cpus;
+
 	pool->max_threads = o->threads ? o->threads : IOP__DEFAULT_THREADS;
 	pool->min_threads = o->min_threads;
 	pool->stack_size = o->stack_size ? o->stack_size : IOP__DEFAULT_STACK;
@@ -188,6 +193,8 @@ static void apply_options(struct iop_pool *pool, const struct iop_options *o)
 	pool->flags = o->flags;
 	if (pool->flags & IOP_POOL_INLINE)
 		pool->max_threads = 0;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	pool->ncpus = cpus > 0 ? (unsigned)cpus : 1;
 }
 
 /* A condition variable whose timed waits use CLOCK_MONOTONIC. */

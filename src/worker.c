@@ -376,7 +376,7 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 	unsigned level = 1u << (first->prio - IOP_PRIO_MIN);
 	bool same = true;
 	struct iop_job *job;
-	unsigned n = 1, i, more, half;
+	unsigned n = 1, i, more, share;
 
 	w->batch[0] = first;
 	/* The jobs of the same kind behind it, in one step. */
@@ -385,13 +385,15 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 		if (more > IOP__BATCH_MAX - 1)
 			more = IOP__BATCH_MAX - 1;
 		/* Another thread runs short jobs too, or is on its way:
-		 * leave it half of them. */
+		 * leave it half of them, or two thirds if this is the
+		 * polling thread, which runs their callbacks as well. */
 		if (pool->nsmall > 0 || pool->nwakeups > 0 ||
 		    (!helper && pool->helper.small)) {
-			half = (unsigned)(atomic_load_explicit(
-				&pool->nqueued, memory_order_relaxed) + 1) / 2;
-			if (more > half)
-				more = half;
+			share = (unsigned)(atomic_load_explicit(
+				&pool->nqueued, memory_order_relaxed) + 1) /
+				(helper ? 3 : 2);
+			if (more > share)
+				more = share;
 		}
 		more = iop__take_run_locked(pool, kind, w->batch + 1, more);
 		n += more;
@@ -524,6 +526,42 @@ unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now)
 	return back;
 }
 
+/*
+ * This worker just ran short jobs and finds none queued, while the
+ * polling thread runs a batch of them in iop_wait(): it is about to hand
+ * over the jobs its callbacks submit, and a worker that slept now would
+ * cost a wake-up for them.  Look for them without the lock for up to
+ * IOP__SPIN_NS instead, counted as a thread running short jobs (so that
+ * nobody wakes another worker for them), where a CPU is left for it: at
+ * most one worker at a time, and not while as many jobs run as there are
+ * CPUs.  Called and returns with the lock held; the caller looks at the
+ * queue again.
+ */
+static bool spin_locked(struct iop_pool *pool)
+{
+	int64_t until;
+	unsigned i = 0;
+
+	if (pool->spinning || !pool->helper.small ||
+	    pool->nrunning >= pool->ncpus)
+		return false;
+	pool->spinning = true;
+	atomic_store_explicit(&pool->nsmall, pool->nsmall + 1,
+			      memory_order_relaxed);
+	pthread_mutex_unlock(&pool->lock);
+	until = iop__now_ns() + IOP__SPIN_NS;
+	while (!atomic_load_explicit(&pool->runq.pub, memory_order_relaxed) &&
+	       atomic_load_explicit(&pool->polling, memory_order_relaxed) &&
+	       !atomic_load_explicit(&pool->shutdown, memory_order_relaxed) &&
+	       ((++i & 31) != 0 || iop__now_ns() < until))
+		iop__cpu_relax();
+	pthread_mutex_lock(&pool->lock);
+	atomic_store_explicit(&pool->nsmall, pool->nsmall - 1,
+			      memory_order_relaxed);
+	pool->spinning = false;
+	return true;
+}
+
 static void *worker_main(void *arg)
 {
 	struct iop__worker *w = arg;
@@ -531,6 +569,7 @@ static void *worker_main(void *arg)
 	struct iop_lane *lane;
 	struct iop_job *job;
 	int64_t now = 0;
+	bool was_small = false;
 
 	pthread_mutex_lock(&pool->lock);
 	pool->nstarting--;
@@ -550,9 +589,12 @@ static void *worker_main(void *arg)
 		}
 		if (!job) {
 			if (atomic_load_explicit(&pool->shutdown,
-						 memory_order_relaxed) ||
+						 memory_order_relaxed))
+				break;
+			if (!(was_small && spin_locked(pool)) &&
 			    !idle_wait_locked(pool))
 				break;
+			was_small = false;
 			now = 0;
 			continue;
 		}
@@ -560,8 +602,10 @@ static void *worker_main(void *arg)
 				      memory_order_relaxed);
 		if (iop__small(pool, job) && !job->xflags) {
 			run_batch_locked(w, job, &now);
+			was_small = true;
 			continue;
 		}
+		was_small = false;
 		lane = job->xflags & IOP__X_LANE ? job->x->lane : NULL;
 		pool->nrunning++;
 		pthread_mutex_unlock(&pool->lock);

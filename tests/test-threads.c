@@ -294,6 +294,73 @@ START_TEST(test_threads_one_worker_completes_all)
 }
 END_TEST
 
+/* A closed loop: each callback submits the next job, a window at a time. */
+struct loop {
+	iop_pool *pool;
+	struct tjob *jobs;
+	size_t next, n;
+};
+
+static void loop_done(iop_job *job, ssize_t result, void *arg);
+
+/* A job long enough that the waiting thread shares them with a worker,
+ * short enough to count as short: a microsecond of work. */
+static ssize_t loop_work(void *ctx)
+{
+	int64_t until = now_ns() + 1000;
+
+	while (now_ns() < until)
+		;
+	return tjob_work(ctx);
+}
+
+static void loop_submit(struct loop *l)
+{
+	struct tjob *j = &l->jobs[l->next++];
+
+	if (iop_call(l->pool, loop_work, j, loop_done, l) == NULL) {
+		atomic_fetch_add(&j->t->submit_failed, 1);
+		atomic_fetch_add(&j->t->ended, 1);
+	}
+}
+
+static void loop_done(iop_job *job, ssize_t result, void *arg)
+{
+	struct loop *l = arg;
+
+	tjob_done(job, result, &l->jobs[result]);
+	if (l->next < l->n)
+		loop_submit(l);
+}
+
+/*
+ * The waiting thread runs short jobs its callbacks submit while workers
+ * run the rest and look for more rather than sleep: every job still runs
+ * once, its callback once on the waiting thread, and never more jobs run
+ * at once than the pool has threads.
+ */
+START_TEST(test_threads_closed_loop_shared_with_waiting_thread)
+{
+	enum { THREADS = 2, WINDOW = 64, N = 50000 };
+	iop_pool *pool = pool_new(THREADS);
+	struct tally t;
+	struct loop l;
+
+	tally_init(&t);
+	l = (struct loop){ .pool = pool, .jobs = tjobs_new(N, &t), .n = N };
+	while (l.next < WINDOW)
+		loop_submit(&l);
+	drain_until(pool, &t.ended, N);
+	ck_assert_int_eq(load_int(&t.submit_failed), 0);
+	ck_assert_int_eq(tjobs_bad(l.jobs, N, 1), 0);
+	ck_assert_int_eq(load_int(&t.wrong), 0);
+	ck_assert_int_eq(load_int(&t.off_thread), 0);
+	ck_assert_int_le(load_int(&t.max_running), THREADS);
+	iop_pool_destroy(pool);
+	free(l.jobs);
+}
+END_TEST
+
 START_TEST(test_threads_sixteen_workers_complete_all)
 {
 	enum { THREADS = 16, N = 10000 };
@@ -492,6 +559,7 @@ static Suite *threads_suite(void)
 	tc = tcase_new("workers");
 	tcase_add_test(tc, test_threads_one_worker_completes_all);
 	tcase_add_test(tc, test_threads_sixteen_workers_complete_all);
+	tcase_add_test(tc, test_threads_closed_loop_shared_with_waiting_thread);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("pollers");
