@@ -8,7 +8,8 @@
  * The driver runs every (system, workload) as a fresh process: it
  * re-executes itself as "iopool-bench --child SYSTEM WORKLOAD", which
  * prints one "METRIC VALUE" line per figure on its stdout.  Repetitions
- * are interleaved: one of every system and workload, then the next.  Then
+ * are interleaved: one of every system and workload, then the next, each
+ * starting with the next system in turn (see run_rep()).  Then
  * it prints the table of medians and iopool's ratios to the peers, and
  * optionally writes the CSV and the plots (with the W6 sweeps).
  */
@@ -372,14 +373,22 @@ static int add_run(struct results *res, const struct run *proto)
 	return 0;
 }
 
-/* One repetition of every selected (workload, system). */
+/*
+ * One repetition of every selected (workload, system), the systems in
+ * turn one place further on than in the repetition before: whoever reads
+ * the cold file first after a pause pays for the blocks the disk's own
+ * cache (a virtual disk's host) has let go, and that should not be the
+ * same system every time.
+ */
 static int run_rep(struct results *res, const struct opts *o, int rep)
 {
 	for (int wl = 1; wl <= WL_COUNT; wl++) {
 		if (!(o->wls & WL_BIT(wl)))
 			continue;
 		for (int i = 0; i < o->nsys; i++) {
-			struct run r = { .wl = wl, .sys = o->systems[i],
+			struct run r = { .wl = wl,
+					 .sys = o->systems[(i + rep - 1) %
+							   o->nsys],
 					 .rep = rep, .threads = o->threads,
 					 .window = o->window };
 
