@@ -534,8 +534,9 @@ unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now)
  * IOP__SPIN_NS instead, counted as a thread running short jobs (so that
  * nobody wakes another worker for them), where a CPU is left for it: at
  * most one worker at a time, and not while as many jobs run as there are
- * CPUs.  Called and returns with the lock held; the caller looks at the
- * queue again.
+ * CPUs.  False if it did not look (the caller sleeps), true once it has
+ * (the caller looks at the queue again).  Called and returns with the
+ * lock held.
  */
 static bool spin_locked(struct iop_pool *pool)
 {
