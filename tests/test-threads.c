@@ -303,8 +303,8 @@ struct loop {
 
 static void loop_done(iop_job *job, ssize_t result, void *arg);
 
-/* A job long enough that the waiting thread shares them with a worker,
- * short enough to count as short: a microsecond of work. */
+/* Jobs long enough that the waiting thread shares them with a worker,
+ * short enough to count as short: a microsecond of work each. */
 static ssize_t loop_work(void *ctx)
 {
 	int64_t until = now_ns() + 1000;
@@ -324,11 +324,17 @@ static void loop_submit(struct loop *l)
 	}
 }
 
+/* The result is the job's index (its want). */
 static void loop_done(iop_job *job, ssize_t result, void *arg)
 {
 	struct loop *l = arg;
 
-	tjob_done(job, result, &l->jobs[result]);
+	if (result >= 0 && (size_t)result < l->n) {
+		tjob_done(job, result, &l->jobs[result]);
+	} else {
+		atomic_fetch_add(&l->jobs[0].t->wrong, 1);
+		atomic_fetch_add(&l->jobs[0].t->ended, 1);
+	}
 	if (l->next < l->n)
 		loop_submit(l);
 }
