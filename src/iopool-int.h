@@ -504,6 +504,13 @@ static inline void iop__cpu_relax(void)
 #endif
 }
 
+/* A worker runs short jobs and will come back for more, or a signalled
+ * one is on its way.  Lock held. */
+static inline bool iop__worker_coming_locked(const struct iop_pool *pool)
+{
+	return pool->nsmall > 0 || pool->nwakeups > 0;
+}
+
 static inline struct iop_job *iop__job_of(struct iop__node *n)
 {
 	return (struct iop_job *)n;	/* node is the first member */

@@ -701,8 +701,7 @@ static void nowait_missed(_Atomic uint64_t *slot, int fd)
  * to submit the read the usual way: a miss (EAGAIN), a short read, any
  * error (the worker will see it again and report it), an O_DIRECT
  * descriptor, a held batch, a callback inside iop_wait(), a descriptor
- * that missed recently, or no
- * preadv2 here.
+ * that missed recently, or no preadv2 here.
  */
 iop_job *iop__read_now(struct iop_pool *pool, const struct iop__req *req)
 {
@@ -855,19 +854,19 @@ static void hand_over(struct iop_pool *pool, struct iop__queue *held,
 
 /*
  * Short jobs @first.. (@n of them, all of one kind) that callbacks
- * submitted inside iop_wait(), which goes on to run them itself as soon as
- * the round of callbacks ends: wake no worker, unless
- * they add up to more work than a wake-up costs and no worker runs short
- * jobs or is on its way, in which case one worker shares them.  If the
- * wait leaves them queued, it wakes one then (iop__pay_wake()).
+ * submitted inside iop_wait(), which goes on to run them itself as soon
+ * as the round of callbacks ends: wake no worker, unless they add up to
+ * more work than a wake-up costs and no worker runs short jobs or is on
+ * its way, in which case one worker shares them.  If the wait leaves them
+ * queued, it wakes one then (iop__pay_wake()).
  */
 static unsigned share_wakes_locked(struct iop_pool *pool,
 				   const struct iop_job *first, unsigned n)
 {
 	int64_t est = iop__estimate(pool, iop__job_kind(first));
 
-	if (est * (int64_t)n >= IOP__SMALL_NS && pool->nsmall == 0 &&
-	    pool->nwakeups == 0)
+	if (est * (int64_t)n >= IOP__SMALL_NS &&
+	    !iop__worker_coming_locked(pool))
 		return 1;
 	pool->owe_wake = true;
 	return 0;
@@ -957,7 +956,7 @@ void iop__pay_wake(struct iop_pool *pool)
 	pool->owe_wake = false;
 	iop__lock_waking(pool);
 	if (atomic_load_explicit(&pool->nqueued, memory_order_relaxed) > 0 &&
-	    pool->nsmall == 0 && pool->nwakeups == 0)
+	    !iop__worker_coming_locked(pool))
 		no_worker_locked(pool, iop__wake_locked(pool, 1));
 	iop__unlock_waking(pool);
 }

@@ -387,7 +387,7 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 		/* Another thread runs short jobs too, or is on its way:
 		 * leave it half of them, or two thirds if this is the
 		 * polling thread, which runs their callbacks as well. */
-		if (pool->nsmall > 0 || pool->nwakeups > 0 ||
+		if (iop__worker_coming_locked(pool) ||
 		    (!helper && pool->helper.small)) {
 			share = (unsigned)(atomic_load_explicit(
 				&pool->nqueued, memory_order_relaxed) + 1) /
@@ -414,7 +414,7 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 		 * running short jobs keeps watch once it is idle, else
 		 * wake one. */
 		if ((n > 1 || pool->runq.mask) && !pool->watching &&
-		    pool->nwakeups == 0 && pool->nsmall == 0)
+		    !iop__worker_coming_locked(pool))
 			iop__wake_locked(pool, 1);
 	} else {
 		atomic_store_explicit(&pool->nsmall, pool->nsmall + 1,
