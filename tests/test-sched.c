@@ -1057,15 +1057,19 @@ START_TEST(test_stuck_help_gives_back_short_jobs)
 			    .done = &done, .n = N };
 	int attempt;
 
-	teach_short(pool, &q, &done, 200);
 	for (attempt = 0; attempt < ATTEMPTS && !atomic_load(&here);
 	     attempt++) {
-		struct count_opener o = {
-			.count = &ran, .gate = &g,
-			.target = load_int(&ran) + HOPS + 1 + N };
-		int base = load_int(&done);
+		struct count_opener o;
+		int base;
 		pthread_t opener;
 
+		/* Again each time: a stuck job that a worker took makes
+		 * jobs of its kind look long. */
+		teach_short(pool, &q, &done, 200);
+		o = (struct count_opener){
+			.count = &ran, .gate = &g,
+			.target = load_int(&ran) + HOPS + 1 + N };
+		base = load_int(&done);
 		l.hops = HOPS;
 		gate_init(&g);
 		ck_assert_int_eq(pthread_create(&opener, NULL,
