@@ -316,6 +316,10 @@ IOP_EXPORT int iop_poll(iop_pool *pool);
  * hand-off: such jobs its callbacks submit then wake no worker, unless
  * together they are more work than a wake-up costs (one worker shares
  * them) or it returns with them still queued.
+ * While every job that runs keeps its CPU busy and more wait in the queue,
+ * it may take up to 1 ms longer to see a job end, so that it wakes once
+ * for several callbacks rather than once each; the descriptor, polled
+ * without iop_wait(), is never held back.
  */
 IOP_EXPORT int iop_wait(iop_pool *pool, int timeout_ms);
 

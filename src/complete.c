@@ -8,6 +8,72 @@
 #include <time.h>
 
 /*
+ * Holding the doorbell.  A thread asleep in iop_wait() wakes for each ring,
+ * and with jobs of a hundred microseconds or so that wake-up, once per
+ * job, is a good part of the CPU the pool spends on them.  While the jobs
+ * keep their CPUs busy (they do not block) and more wait in the queue, the
+ * callbacks cannot give a worker anything to do sooner, and the wake-up
+ * takes CPU from the jobs.  So a worker that ends such a job (not one of
+ * a batch of short ones) may hold its ring back: until that no longer
+ * holds when it takes its next job, or it has none (it rings then: the
+ * callbacks are due to queue more).  Nothing is lost if it is slow to: it
+ * may hold only while the thread in iop_wait() allows it (pool->hold_ok),
+ * which then sleeps no longer than IOP__HOLD_NS and takes the stack when
+ * it wakes, rung or not; before it stops allowing it, that thread rings
+ * for any ring still held.  The two sides meet Dekker-style: a worker
+ * counts itself in pool->nheld, then reads hold_ok; that thread clears
+ * hold_ok, then reads nheld; one of them sees the other.  An event loop
+ * that polls the descriptor itself never sets hold_ok, so every ring
+ * reaches it at once.  Short jobs' callbacks never wait for a held ring:
+ * a worker rings the one it holds before it runs a batch, and a batch
+ * that starts while another worker holds one rings.
+ *
+ * held: the pool whose ring this thread (a worker) holds back.
+ * may_hold: the job ending now is a worker's, allowed to hold its ring.
+ */
+static IOP__TLS struct iop_pool *held;
+static IOP__TLS bool may_hold;
+
+static unsigned queued(const struct iop_pool *pool)
+{
+	return (unsigned)atomic_load_explicit(&pool->nqueued,
+					      memory_order_relaxed);
+}
+
+/*
+ * The push found the stack empty: hold its ring back if allowed.  A worker
+ * that holds one already (the poller took the stack meanwhile) goes
+ * through the same steps, with an add of 0 as its count, so that its check
+ * of hold_ok still meets the poller's.
+ */
+static bool hold_ring(struct iop_pool *pool)
+{
+	if (!may_hold || queued(pool) < IOP__HOLD_QUEUED ||
+	    atomic_load_explicit(&pool->nsmall, memory_order_relaxed) > 0 ||
+	    atomic_load_explicit(&pool->helper.started, memory_order_relaxed))
+		return false;
+	atomic_fetch_add(&pool->nheld, held ? 0 : 1);
+	if (!atomic_load(&pool->hold_ok)) {
+		held = NULL;
+		atomic_fetch_sub(&pool->nheld, 1);
+		return false;
+	}
+	held = pool;
+	return true;
+}
+
+/* A worker goes on: ring the doorbell it holds back for @pool, unless it
+ * may @keep holding it and the thread in iop_wait() still allows that. */
+void iop__hold_check(struct iop_pool *pool, bool keep)
+{
+	if (held != pool || (keep && atomic_load(&pool->hold_ok)))
+		return;
+	held = NULL;
+	atomic_fetch_sub(&pool->nheld, 1);
+	iop__notify_signal(&pool->notify);
+}
+
+/*
  * Put a callback job on the completion stack; wake the poller if it was
  * empty.  Only the push onto an empty stack needs to: any later push lands
  * in a batch that the poller has yet to take.  A job ending on the polling
@@ -23,7 +89,7 @@ static void push_done(struct iop_job *job)
 		pool->self_pushed = true;
 		return;
 	}
-	if (!iop__stack_push(&pool->done, &job->node))
+	if (!iop__stack_push(&pool->done, &job->node) && !hold_ring(pool))
 		iop__notify_signal(&pool->notify);
 }
 
@@ -46,6 +112,14 @@ void iop__complete(struct iop_job *job)
 	}
 	atomic_store_explicit(&job->state, IOP__DONE, memory_order_relaxed);
 	push_done(job);
+}
+
+/* The same for a worker's job that may hold its ring back (see above). */
+void iop__complete_holding(struct iop_job *job)
+{
+	may_hold = true;
+	iop__complete(job);
+	may_hold = false;
 }
 
 /* A member of a group has had its callback: count it.  True if that was
@@ -174,23 +248,51 @@ int iop_poll(iop_pool *pool)
 
 /*
  * Wait for the doorbell up to @timeout_ms (-1: no limit).  While a worker
- * runs a batch of short jobs (or jobs wait that it may take), look every
- * IOP__STUCK_NS whether it is stuck in one, and if so hand the rest of its
- * batch to other workers: nothing else would notice while this thread
- * sleeps.
+ * runs a batch of short jobs, look every IOP__STUCK_NS whether it is stuck
+ * in one, and if so hand the rest of its batch to other workers: nothing
+ * else would notice while this thread sleeps.  While jobs wait in the
+ * queue, sleep no longer than IOP__HOLD_NS, so that workers may hold their
+ * rings back.
  */
 static int wait_watching(struct iop_pool *pool, int timeout_ms)
 {
+	/* While jobs wait, workers may hold rings back. */
+	bool hold = queued(pool) >= IOP__HOLD_QUEUED, watch;
+	int64_t bound = -1;
 	unsigned back;
 	int ready;
 
-	/* Jobs queued may be taken in a batch at any moment. */
-	if ((atomic_load_explicit(&pool->nsmall, memory_order_relaxed) == 0 &&
-	     atomic_load_explicit(&pool->nqueued, memory_order_relaxed) == 0) ||
-	    (timeout_ms >= 0 && (int64_t)timeout_ms * 1000000 < IOP__STUCK_NS))
-		return iop__notify_wait(&pool->notify, timeout_ms);
-	ready = iop__notify_wait_ns(&pool->notify, IOP__STUCK_NS);
-	if (ready != 0)
+	atomic_store(&pool->hold_ok, hold);
+	if (hold || atomic_load(&pool->nheld) > 0)
+		bound = IOP__HOLD_NS;
+	/*
+	 * Watch running batches, queued jobs that are likely short (this
+	 * thread may run them itself when it looks), and jobs queued with
+	 * no worker to run them.  A worker that starts a batch while this
+	 * thread sleeps unwatched rings (run_batch_locked()): the two meet
+	 * Dekker-style, as holding does.
+	 */
+	atomic_store(&pool->unwatched, true);
+	watch = atomic_load(&pool->nsmall) > 0;
+	if (!watch && queued(pool) > 0) {
+		pthread_mutex_lock(&pool->lock);
+		watch = iop__next_may_be_short_locked(pool) ||
+			atomic_load_explicit(&pool->nthreads,
+					     memory_order_relaxed) == 0;
+		pthread_mutex_unlock(&pool->lock);
+	}
+	if (watch) {
+		atomic_store_explicit(&pool->unwatched, false,
+				      memory_order_relaxed);
+		bound = IOP__STUCK_NS;
+	}
+	if (bound < 0 || (timeout_ms >= 0 &&
+			  (int64_t)timeout_ms * 1000000 < bound))
+		ready = iop__notify_wait(&pool->notify, timeout_ms);
+	else
+		ready = iop__notify_wait_ns(&pool->notify, bound);
+	atomic_store_explicit(&pool->unwatched, false, memory_order_relaxed);
+	if (ready != 0 || !watch)
 		return ready;
 	pthread_mutex_lock(&pool->lock);
 	back = iop__unstick_locked(pool, iop__now_ns());
@@ -198,6 +300,14 @@ static int wait_watching(struct iop_pool *pool, int timeout_ms)
 	iop__ensure_worker_locked(pool);
 	pthread_mutex_unlock(&pool->lock);
 	return 0;
+}
+
+/* Leaving iop_wait(): no more holding, and ring for what is held. */
+static void stop_holding(struct iop_pool *pool)
+{
+	atomic_store(&pool->hold_ok, false);
+	if (atomic_load(&pool->nheld) > 0)
+		iop__notify_signal(&pool->notify);
 }
 
 int iop_wait(iop_pool *pool, int timeout_ms)
@@ -248,6 +358,7 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 		force = ready > 0;
 	}
 	pool->in_wait = false;
+	stop_holding(pool);
 	iop__pay_wake(pool);
 	leave_poll(pool);
 	return n;

@@ -70,6 +70,19 @@
 #define IOP__SPIN_NS		30000
 
 /*
+ * While jobs that keep their CPUs busy run and more wait in the queue, a
+ * worker that ends one may hold back the doorbell, so that the thread
+ * sleeping in iop_wait() wakes once for several callbacks rather than once
+ * for each: until fewer than IOP__HOLD_QUEUED jobs wait (the callbacks are
+ * then due to queue more), and for no longer than that thread sleeps,
+ * IOP__HOLD_NS at most while it allows holding (see complete.c).
+ */
+#define IOP__HOLD_QUEUED	2
+#define IOP__HOLD_NS		1000000
+/* A worker looks at whether its jobs block in one out of this many. */
+#define IOP__BLOCK_SAMPLE	4
+
+/*
  * A job of a batch running longer than this is unexpectedly slow: the
  * jobs behind it in its batch go back to the queue for other workers.
  */
@@ -323,6 +336,10 @@ struct iop__worker {
 		ssize_t result;
 	} ran[IOP__BATCH_MAX];
 	struct iop__stats stats;
+	/* Whether its jobs block, from one in IOP__BLOCK_SAMPLE (worker.c);
+	 * this worker's own. */
+	unsigned long njobs;
+	bool blocks;
 };
 
 /*
@@ -455,6 +472,16 @@ struct iop_pool {
 	struct iop__stack done;		/* finished callback jobs */
 	struct iop__stack freed;	/* released jobs, for reuse */
 	atomic_bool polling;		/* a thread is in poll/wait/destroy */
+	/*
+	 * Holding the doorbell (complete.c): set by the thread in
+	 * iop_wait() while it sleeps no longer than IOP__HOLD_NS, and
+	 * the workers that hold a ring back.  Sequentially consistent.
+	 */
+	atomic_bool hold_ok;
+	_Atomic unsigned nheld;
+	/* The thread in iop_wait() sleeps without looking at batches:
+	 * one that starts rings (complete.c).  Sequentially consistent. */
+	atomic_bool unwatched;
 
 	/* Owned by the thread that holds `polling`. */
 	struct iop__queue pending;	/* submitted by callbacks */
@@ -555,6 +582,7 @@ uint64_t iop__job_kind(const struct iop_job *job);
 int64_t iop__estimate(const struct iop_pool *pool, uint64_t kind);
 void iop__estimate_add(struct iop_pool *pool, uint64_t kind, int64_t ns);
 bool iop__small(const struct iop_pool *pool, const struct iop_job *job);
+bool iop__next_may_be_short_locked(const struct iop_pool *pool);
 struct iop_job *iop__take_small_locked(struct iop_pool *pool,
 				       const struct iop_job *want);
 unsigned iop__take_run_locked(struct iop_pool *pool, uint64_t kind,
@@ -618,6 +646,8 @@ bool iop__job_dead(const struct iop_job *job);
 
 /* complete.c */
 void iop__complete(struct iop_job *job);
+void iop__complete_holding(struct iop_job *job);
+void iop__hold_check(struct iop_pool *pool, bool keep);
 void iop__push_done_locked(struct iop_job *job);
 int iop__poll_once(struct iop_pool *pool, bool force);
 

@@ -20,7 +20,10 @@
  *   completion (complete.c)
  *     -> callback job: push it onto pool->done, a lock-free stack; the
  *        push that finds the stack empty writes the eventfd, so a burst of
- *        completions costs one write
+ *        completions costs one write (while jobs that keep their CPUs busy
+ *        run and more wait, a worker holds that write back until the
+ *        queue runs low, so that iop_wait() wakes once for several; it
+ *        sleeps no longer than 1 ms while it lets workers do so)
  *     -> future, or a job linked to a next one: end it under the lock,
  *        wake its iop_await(), queue the next job of the chain (job.c)
  *   iop_poll() / iop_wait() on the program's thread

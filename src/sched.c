@@ -472,6 +472,23 @@ struct iop_job *iop__take_small_locked(struct iop_pool *pool,
 }
 
 /*
+ * The job a worker would take next may be short, for all the pool knows
+ * (a short one, or one of a kind not timed yet): a thread may soon run it
+ * in a batch, the polling thread among them.  False when no job waits in
+ * the run queue.
+ */
+bool iop__next_may_be_short_locked(const struct iop_pool *pool)
+{
+	const struct iop__runq *rq = &pool->runq;
+	const struct iop_job *job;
+
+	if (!rq->mask)
+		return false;
+	job = iop__job_of(rq->level[peek_level(rq)].head);
+	return iop__estimate(pool, iop__job_kind(job)) < IOP__SMALL_NS;
+}
+
+/*
  * For a batch: take up to @max jobs of @kind off the head of the queue in
  * one step, as long as they are plain ones at the only priority level
  * with jobs, the ones iop__take_small_locked() would take one by one.

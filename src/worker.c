@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 /* Worker threads alive.  Written under the lock, read anywhere. */
@@ -53,6 +54,7 @@ int iop__spawn_locked(struct iop_pool *pool)
 	if (!w)
 		return -ENOMEM;
 	w->pool = pool;
+	w->blocks = true;		/* until a job says otherwise */
 	err = pthread_attr_init(&attr);
 	if (err)
 		goto out_free;
@@ -158,7 +160,7 @@ static ssize_t run_bare(struct iop_job *job)
  */
 static void run_job(struct iop_pool *pool, struct iop_job *job,
 		    _Atomic int64_t *started, _Atomic int64_t *due,
-		    struct iop__stats *st, int64_t *now)
+		    struct iop__stats *st, int64_t *now, bool hold)
 {
 	bool timed = !(pool->flags & IOP_POOL_NO_TIMING);
 	struct iop__ran ran = { .op = job->req.op, .long_ns = pool->long_ns,
@@ -197,7 +199,10 @@ static void run_job(struct iop_pool *pool, struct iop_job *job,
 		iop__stats_ran(&pool->inline_stats, &ran, result);
 		pthread_mutex_unlock(&pool->lock);
 	}
-	iop__complete(job);
+	if (hold)
+		iop__complete_holding(job);
+	else
+		iop__complete(job);
 }
 
 /* Run @job (not queued, RUNNING) on the calling thread, not a worker. */
@@ -206,7 +211,7 @@ void iop__run_here(struct iop_pool *pool, struct iop_job *job)
 	_Atomic int64_t started;
 	int64_t now = 0;
 
-	run_job(pool, job, &started, NULL, NULL, &now);
+	run_job(pool, job, &started, NULL, NULL, &now, false);
 }
 
 /*
@@ -236,7 +241,7 @@ void iop__run_helping(struct iop_pool *pool, struct iop_job *job)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	run_job(pool, job, &started, NULL, NULL, &now);
+	run_job(pool, job, &started, NULL, NULL, &now, false);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -374,7 +379,7 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 	uint64_t kind = iop__job_kind(first), k;
 	int64_t budget = iop__estimate(pool, kind);
 	unsigned level = 1u << (first->prio - IOP_PRIO_MIN);
-	bool same = true;
+	bool same = true, ring = false;
 	struct iop_job *job;
 	unsigned n = 1, i, more, share;
 
@@ -417,11 +422,20 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 		    !iop__worker_coming_locked(pool))
 			iop__wake_locked(pool, 1);
 	} else {
-		atomic_store_explicit(&pool->nsmall, pool->nsmall + 1,
-				      memory_order_relaxed);
+		atomic_store(&pool->nsmall, pool->nsmall + 1);
+		/* The polling thread sleeps without watching, or a ring
+		 * is held back: ring, for these jobs' callbacks. */
+		ring = atomic_load(&pool->unwatched) ||
+		       atomic_load_explicit(&pool->nheld,
+					    memory_order_relaxed) > 0;
 	}
 	pool->nrunning++;
 	pthread_mutex_unlock(&pool->lock);
+	if (ring)
+		iop__notify_signal(&pool->notify);
+	/* Short jobs' callbacks do not wait for a ring held back. */
+	if (!helper)
+		iop__hold_check(pool, false);
 
 	if (same)
 		i = run_same(w, n, kind, level, now);
@@ -429,7 +443,7 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 		for (i = 0; i < n; i = atomic_fetch_add_explicit(
 			     &w->bnext, 1, memory_order_relaxed)) {
 			run_job(pool, w->batch[i], &w->started, NULL,
-				&w->stats, now);
+				&w->stats, now, false);
 			if (other_level(pool, level))
 				break;
 		}
@@ -563,6 +577,23 @@ static bool spin_locked(struct iop_pool *pool)
 	return true;
 }
 
+/*
+ * The voluntary context switches of this thread so far: a job that made
+ * one slept in the kernel (blocked) rather than keep its CPU busy.  -1
+ * where the system does not count them per thread: every job then looks
+ * as if it blocked.
+ */
+static long voluntary_switches(void)
+{
+#ifdef RUSAGE_THREAD
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru) == 0)
+		return ru.ru_nvcsw;
+#endif
+	return -1;
+}
+
 static void *worker_main(void *arg)
 {
 	struct iop__worker *w = arg;
@@ -570,7 +601,8 @@ static void *worker_main(void *arg)
 	struct iop_lane *lane;
 	struct iop_job *job;
 	int64_t now = 0;
-	bool was_small = false;
+	bool was_small = false, hold, sample;
+	long switches = 0;
 
 	pthread_mutex_lock(&pool->lock);
 	pool->nstarting--;
@@ -589,6 +621,7 @@ static void *worker_main(void *arg)
 			job = iop__pick_locked(pool, &now);
 		}
 		if (!job) {
+			iop__hold_check(pool, false);
 			if (atomic_load_explicit(&pool->shutdown,
 						 memory_order_relaxed))
 				break;
@@ -609,15 +642,29 @@ static void *worker_main(void *arg)
 		was_small = false;
 		lane = job->xflags & IOP__X_LANE ? job->x->lane : NULL;
 		pool->nrunning++;
+		/* Jobs still waiting, and this worker's jobs keep its CPU
+		 * busy: the callbacks can wait (see complete.c). */
+		hold = !w->blocks &&
+		       atomic_load_explicit(&pool->nqueued,
+					    memory_order_relaxed) >=
+		       IOP__HOLD_QUEUED;
 		pthread_mutex_unlock(&pool->lock);
 
-		run_job(pool, job, &w->started, &w->due, &w->stats, &now);
+		iop__hold_check(pool, hold);
+		sample = ++w->njobs % IOP__BLOCK_SAMPLE == 0;
+		if (sample)
+			switches = voluntary_switches();
+		run_job(pool, job, &w->started, &w->due, &w->stats, &now,
+			hold);
+		if (sample)
+			w->blocks = voluntary_switches() != switches;
 
 		pthread_mutex_lock(&pool->lock);
 		pool->nrunning--;
 		if (lane)
 			iop__lane_release_locked(pool, lane);
 	}
+	iop__hold_check(pool, false);
 	exit_locked(pool, w);
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;

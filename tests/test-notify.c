@@ -14,11 +14,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -573,6 +576,236 @@ START_TEST(test_notify_second_poller_gets_ebusy)
 }
 END_TEST
 
+/*
+ * Jobs that keep a worker's CPU busy for about 50 us, queued behind each
+ * other on one worker: the worker may hold back the doorbell for their
+ * callbacks while more of them wait (the thread in iop_wait() then wakes
+ * for several at once).  Behind them comes a job that blocks until the
+ * test lets it go, with more queued after it, so that the worker is
+ * still allowed to hold the last ring while it blocks.  Every callback of
+ * a job that ended must still reach the program.
+ */
+#define HOLD_BUSY	64
+#define HOLD_AFTER	3
+
+struct hold_run {
+	iop_pool *pool;
+	int64_t callback_ns;		/* each busy callback spins this long */
+	atomic_int *calls;		/* per busy job */
+	atomic_int busy_done;		/* busy jobs before the blocker */
+	struct done_rec blocked;
+	struct done_rec after;
+	struct held h;
+	struct gate g;
+	struct held first;		/* holds the run back, if asked */
+	struct done_rec started;
+};
+
+static void spin_ns(int64_t ns)
+{
+	int64_t end = now_ns() + ns;
+
+	while (now_ns() < end)
+		;
+}
+
+static ssize_t busy_50us(void *ctx)
+{
+	spin_ns(50000);
+	return (ssize_t)(intptr_t)ctx;
+}
+
+static void busy_done(iop_job *job, ssize_t result, void *arg)
+{
+	struct hold_run *r = arg;
+
+	(void)job;
+	spin_ns(r->callback_ns);
+	if (result >= 0 && result < HOLD_BUSY) {
+		atomic_fetch_add(&r->calls[result], 1);
+		atomic_fetch_add(&r->busy_done, 1);
+	}
+}
+
+/* Wait (yielding) until the pool's one worker is idle. */
+static bool worker_idle(iop_pool *pool)
+{
+	struct iop_stats st = { .size = sizeof(st) };
+	int64_t end = now_ns() + (int64_t)TEST_WAIT_MS * 1000000;
+
+	do {
+		ck_assert_int_eq(iop_pool_stats(pool, &st), 0);
+		if (st.threads_idle == 1)
+			return true;
+		sched_yield();
+	} while (now_ns() < end);
+	return false;
+}
+
+/*
+ * Queue the run.  The worker first runs HOLD_BUSY busy jobs on their own,
+ * so that it knows they keep its CPU busy.  With @start, the run waits
+ * behind a job held on that gate.
+ */
+static void hold_run_start(struct hold_run *r, int64_t callback_ns,
+			   struct gate *start)
+{
+	intptr_t i;
+
+	r->pool = pool_new(1);
+	r->callback_ns = 0;
+	r->calls = counters_new(HOLD_BUSY);
+	atomic_init(&r->busy_done, 0);
+	for (i = 0; i < HOLD_BUSY; i++)
+		ck_assert_ptr_nonnull(iop_call(r->pool, busy_50us, (void *)i,
+					       busy_done, r));
+	drain_until(r->pool, &r->busy_done, HOLD_BUSY);
+	ck_assert_uint_eq(counters_count_not(r->calls, HOLD_BUSY, 1), 0);
+	free(r->calls);
+	/* Once the worker sleeps, nothing is left to ring: the descriptor
+	 * stays quiet until the run below makes it readable. */
+	ck_assert(worker_idle(r->pool));
+	ck_assert_int_eq(iop_poll(r->pool), 0);
+	ck_assert_int_eq(fd_readable(iop_pool_fd(r->pool), 0), 0);
+
+	r->callback_ns = callback_ns;
+	r->calls = counters_new(HOLD_BUSY);
+	atomic_store(&r->busy_done, 0);
+	done_rec_init(&r->blocked);
+	done_rec_init(&r->after);
+	gate_init(&r->g);
+	held_init(&r->h, &r->g, NULL, 5);
+	done_rec_init(&r->started);
+	if (start) {
+		held_init(&r->first, start, NULL, 0);
+		ck_assert_ptr_nonnull(iop_call(r->pool, held_work, &r->first,
+					       done_record, &r->started));
+	}
+	for (i = 0; i < HOLD_BUSY; i++)
+		ck_assert_ptr_nonnull(iop_call(r->pool, busy_50us, (void *)i,
+					       busy_done, r));
+	ck_assert_ptr_nonnull(iop_call(r->pool, held_work, &r->h,
+				       done_record, &r->blocked));
+	for (i = 0; i < HOLD_AFTER; i++)
+		ck_assert_ptr_nonnull(iop_call(r->pool, work_return_ctx,
+					       (void *)i, done_record,
+					       &r->after));
+}
+
+/* The blocked job never ran its callback early; let it go, and every
+ * callback runs exactly once. */
+static void hold_run_finish(struct hold_run *r)
+{
+	ck_assert_int_eq(load_int(&r->blocked.calls), 0);
+	gate_open(&r->g);
+	drain_until(r->pool, &r->after.calls, HOLD_AFTER);
+	drain_until(r->pool, &r->blocked.calls, 1);
+	ck_assert_int_eq(load_long(&r->blocked.result), 5);
+	ck_assert_uint_eq(counters_count_not(r->calls, HOLD_BUSY, 1), 0);
+	ck_assert_int_eq(load_int(&r->busy_done), HOLD_BUSY);
+	iop_pool_destroy(r->pool);
+	gate_destroy(&r->g);
+	free(r->calls);
+}
+
+/* Opens the gate if the test is still waiting after @ms: a callback the
+ * worker held back never came. */
+struct hold_guard {
+	struct gate *g;
+	sem_t done;
+	atomic_bool opened;
+	pthread_t thread;
+};
+
+static void *hold_guard_main(void *arg)
+{
+	struct hold_guard *hg = arg;
+	struct timespec ts;
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	do
+		r = sem_timedwait(&hg->done, &ts);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		atomic_store(&hg->opened, true);
+		gate_open(hg->g);
+	}
+	return NULL;
+}
+
+/*
+ * iop_wait(pool, -1) with no time limit returns with every callback of
+ * the busy jobs while the worker blocks in the next job, holding back the
+ * last ring: the waiting thread sleeps no longer than the pool lets a ring
+ * be held.
+ */
+START_TEST(test_notify_held_ring_reaches_wait)
+{
+	struct hold_run r;
+	struct hold_guard hg = { .g = &r.g };
+	int n;
+
+	hold_run_start(&r, 0, NULL);
+	ck_assert_int_eq(sem_init(&hg.done, 0, 0), 0);
+	atomic_init(&hg.opened, false);
+	ck_assert_int_eq(pthread_create(&hg.thread, NULL, hold_guard_main,
+					&hg), 0);
+	while (load_int(&r.busy_done) < HOLD_BUSY) {
+		n = iop_wait(r.pool, -1);
+		ck_assert_int_ge(n, 1);
+	}
+	ck_assert(!atomic_load(&hg.opened));
+	ck_assert_int_eq(sem_post(&hg.done), 0);
+	ck_assert_int_eq(pthread_join(hg.thread, NULL), 0);
+	sem_destroy(&hg.done);
+	hold_run_finish(&r);
+}
+END_TEST
+
+/*
+ * A program that switches between iop_wait() and polling the descriptor
+ * itself: after iop_wait() returns, a ring a worker holds back reaches
+ * the descriptor, and completions pushed outside iop_wait() are never
+ * held.  The run starts once the test's thread sleeps in iop_wait()
+ * (best effort), so that the worker holds rings from the first job; the
+ * callbacks are slower than the jobs, so that it runs ahead, and still
+ * holds a ring for jobs that ended while iop_wait() ran callbacks when it
+ * reaches the job that blocks.
+ */
+START_TEST(test_notify_held_ring_reaches_descriptor_after_wait)
+{
+	struct hold_run r;
+	struct opener o;
+	struct gate start;
+	unsigned i = 0;
+	int fd;
+
+	gate_init(&start);
+	hold_run_start(&r, 200000, &start);
+	fd = iop_pool_fd(r.pool);
+	opener_start(&o, &start, gettid_compat());
+	opener_go(&o);
+	while (load_int(&r.busy_done) < HOLD_BUSY) {
+		if (i++ % 2 == 0) {
+			ck_assert_int_ge(iop_wait(r.pool, -1), 1);
+			continue;
+		}
+		if (fd_readable(fd, 10000) != 1) {
+			gate_open(&r.g);	/* let the pool go down */
+			ck_abort_msg("a completion never made the "
+				     "descriptor readable");
+		}
+		ck_assert_int_ge(iop_poll(r.pool), 0);
+	}
+	opener_join(&o);
+	ck_assert_int_eq(load_int(&r.started.calls), 1);
+	hold_run_finish(&r);
+	gate_destroy(&start);
+}
+END_TEST
+
 static Suite *notify_suite(void)
 {
 	Suite *s = suite_create("notify");
@@ -602,6 +835,11 @@ static Suite *notify_suite(void)
 	tcase_add_test(tc, test_notify_wait_times_out_with_job_held);
 	tcase_add_test(tc, test_notify_wait_below_minus_one_is_einval);
 	tcase_add_test(tc, test_notify_wait_forever_returns_after_completion);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("hold");
+	tcase_add_test(tc, test_notify_held_ring_reaches_wait);
+	tcase_add_test(tc, test_notify_held_ring_reaches_descriptor_after_wait);
 	suite_add_tcase(s, tc);
 	return s;
 }
