@@ -226,7 +226,8 @@ enum {
  * IOP_POOL_NO_TIMING: do not read the clock per job, so iop_pool_stats()
  *   has counters but empty histograms and no long-running figures.  The
  *   pool then also cannot tell short jobs from long ones: no batches, and
- *   no job runs on a waiting thread (see iop_work_fn).
+ *   no job runs on a waiting thread (see iop_work_fn); nor does it look
+ *   at which jobs block, so no wake-up of iop_wait() is held back.
  * IOP_POOL_WORKERS_ONLY: work functions run on worker threads only, never
  *   on a thread waiting in iop_wait() or iop_await() (see iop_work_fn).
  */

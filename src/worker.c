@@ -651,7 +651,9 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&pool->lock);
 
 		iop__hold_check(pool, hold);
-		sample = ++w->njobs % IOP__BLOCK_SAMPLE == 0;
+		/* Not where the program asked for no per-job costs. */
+		sample = !(pool->flags & IOP_POOL_NO_TIMING) &&
+			 ++w->njobs % IOP__BLOCK_SAMPLE == 0;
 		if (sample)
 			switches = voluntary_switches();
 		run_job(pool, job, &w->started, &w->due, &w->stats, &now,
