@@ -708,7 +708,7 @@ static void hold_run_finish(struct hold_run *r)
 	free(r->calls);
 }
 
-/* Opens the gate if the test is still waiting after @ms: a callback the
+/* Opens the gate if the test is still waiting after 10 s: a callback the
  * worker held back never came. */
 struct hold_guard {
 	struct gate *g;
