@@ -659,7 +659,8 @@ static void *worker_main(void *arg)
 		run_job(pool, job, &w->started, &w->due, &w->stats, &now,
 			hold);
 		if (sample)
-			w->blocks = voluntary_switches() != switches;
+			w->blocks = switches < 0 ||
+				    voluntary_switches() != switches;
 
 		pthread_mutex_lock(&pool->lock);
 		pool->nrunning--;
