@@ -230,10 +230,14 @@ enum {
  *   at which jobs block, so no wake-up of iop_wait() is held back.
  * IOP_POOL_WORKERS_ONLY: work functions run on worker threads only, never
  *   on a thread waiting in iop_wait() or iop_await() (see iop_work_fn).
+ * IOP_POOL_NO_AIO: O_DIRECT reads go to worker threads like every other
+ *   job, not into the kernel's asynchronous I/O (see iop_read()): for a
+ *   sandbox that forbids io_setup(2), or to compare the two.
  */
 #define IOP_POOL_INLINE		1u
 #define IOP_POOL_NO_TIMING	2u
 #define IOP_POOL_WORKERS_ONLY	4u
+#define IOP_POOL_NO_AIO		8u
 
 /*
  * Create a pool and start its min_threads worker threads.  @opts NULL, or
@@ -345,6 +349,22 @@ IOP_EXPORT int iop_wait(iop_pool *pool, int timeout_ms);
  * the waiting thread runs short reads itself, in batches, while a worker
  * takes others beside it, so that cached reads keep two cores busy.
  *
+ * On Linux, a read at an offset on an O_DIRECT descriptor with a callback
+ * goes to the device from the submitting thread, through the kernel's
+ * asynchronous I/O (io_submit(2)), not to a worker: such a read bypasses
+ * the page cache, so nothing blocks until the device answers, and no
+ * thread needs to wait for it.  The job is IOP_RUNNING until the device
+ * answers; the kernel makes the pool descriptor readable then, and the
+ * callback comes from iop_poll()/iop_wait() as for any job.  iop_cancel()
+ * answers -EBUSY, as for a job a worker runs, and iop_pool_destroy()
+ * waits for the read.  Futures, held batches, pools with max_queued or
+ * IOP_POOL_NO_AIO, inline pools, and reads the kernel refuses at submit
+ * (a bad descriptor, more than 256 reads of the pool in the kernel at
+ * once, no such interface on the system) go to a worker as usual.  The
+ * result is what pread() would have returned: -EINVAL for a buffer,
+ * length or offset not aligned as O_DIRECT needs, a short count at end
+ * of file.
+ *
  * Memory: @buf belongs to the pool until the callback runs (or the future
  * is awaited); @fd must stay open until then, since a closed number can be
  * reused by another open.  @done NULL makes the job a future (iop_await()).
@@ -389,7 +409,8 @@ IOP_EXPORT ssize_t iop_await(iop_job *job);
 enum {
 	IOP_QUEUED = 1,		/* submitted, not started: in the queue, held
 				 * in a batch, or waiting for its chain */
-	IOP_RUNNING = 2,	/* a worker is running it */
+	IOP_RUNNING = 2,	/* a worker is running it (or, for an
+				 * O_DIRECT read, the device) */
 	IOP_DONE = 3,		/* it has ended; its callback or iop_await()
 				 * is still due */
 };

@@ -191,7 +191,16 @@ static int poll_budget(struct iop_pool *pool, unsigned max, int64_t deadline,
 		/* Read the doorbell only to take the stack right after: a
 		 * ring read while leftovers run would announce nothing. */
 		if (!pool->ready) {
-			iop__notify_drain(&pool->notify, force);
+			/* The kernel rings for reads it completes (aio.c)
+			 * without announcing it: read the doorbell, then
+			 * collect them onto the stack. */
+			if (iop__aio_busy(pool)) {
+				iop__notify_drain(&pool->notify, true);
+				iop__aio_collect(pool);
+				pool->self_pushed = false;
+			} else {
+				iop__notify_drain(&pool->notify, force);
+			}
 			pool->ready = iop__chain_reverse(
 				iop__stack_take(&pool->done));
 		}

@@ -33,6 +33,11 @@
 #define IOP__NOWAIT_MAX		((size_t)64 << 10)
 /* Reads after which a descriptor's open flags are looked at again. */
 #define IOP__NOWAIT_RECHECK	256
+/* O_DIRECT reads a pool keeps in the kernel at most (aio.c); more go to
+ * the workers. */
+#define IOP__AIO_DEPTH		256
+/* Completions the polling thread collects per system call. */
+#define IOP__AIO_BATCH		64
 
 /*
  * How long a job may be expected to run (from what jobs of the same kind
@@ -373,6 +378,18 @@ struct iop__notify {
 					 * the drain that reads it */
 };
 
+/* Reads in the kernel through Linux AIO (aio.c). */
+struct iop__aio_slots;
+struct iop__aio {
+	atomic_int state;		/* 0: not set up, 1: ready, -1: not
+					 * used (for good); set under lock */
+	unsigned long ctx;		/* the aio_context_t, once ready */
+	struct iop__aio_slots *slots;	/* once ready; free ones: lock */
+	atomic_uint inflight;		/* reads submitted, not collected */
+	/* Collected: result >= 0, or < 0. */
+	_Atomic uint64_t nsubmitted, ncompleted, nfailed;
+};
+
 /*
  * The head of a slab; its jobs follow, and are handed out in order (a job
  * is touched, and costs resident memory, only once it is first used).
@@ -453,6 +470,8 @@ struct iop_pool {
 	_Atomic uint64_t est[IOP__EST_SLOTS];
 	/* Reads served at submit (iop__read_now()); atomic adds. */
 	_Atomic uint64_t nread_now;
+	/* O_DIRECT reads in the kernel (aio.c). */
+	struct iop__aio aio;
 	/* Per descriptor (hashed), what iop__read_now() knows; sched.c. */
 	_Atomic uint64_t nowait[IOP__NOWAIT_FDS];
 	pthread_mutex_t stats_lock;	/* workers list, retired */
@@ -578,6 +597,14 @@ void iop__free_workers(struct iop_pool *pool);
 /* sched.c */
 iop_job *iop__submit(struct iop_pool *pool, const struct iop__req *req);
 iop_job *iop__read_now(struct iop_pool *pool, const struct iop__req *req);
+
+/* aio.c */
+bool iop__aio_usable(struct iop_pool *pool, const struct iop__req *req);
+bool iop__aio_submit(struct iop_pool *pool, struct iop_job *job);
+bool iop__aio_busy(const struct iop_pool *pool);
+void iop__aio_collect(struct iop_pool *pool);
+void iop__aio_finish(struct iop_pool *pool);
+void iop__aio_free(struct iop_pool *pool);
 uint64_t iop__job_kind(const struct iop_job *job);
 int64_t iop__estimate(const struct iop_pool *pool, uint64_t kind);
 void iop__estimate_add(struct iop_pool *pool, uint64_t kind, int64_t ns);

@@ -212,8 +212,7 @@ static iop_job *submit_rw(iop_pool *pool, unsigned char op, int fd,
 	req.u.rw.buf = buf;
 	req.u.rw.len = len;
 	req.u.rw.offset = offset;
-	if (op == IOP__OP_READ && offset != IOP_OFFSET_CURRENT && len > 0 &&
-	    len <= IOP__NOWAIT_MAX) {
+	if (op == IOP__OP_READ && offset != IOP_OFFSET_CURRENT && len > 0) {
 		iop_job *job = iop__read_now(pool, &req);
 
 		if (job)

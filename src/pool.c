@@ -169,7 +169,7 @@ static int check_options(const struct iop_options *o)
 	if (o->overflow < IOP_OVERFLOW_FAIL || o->overflow > IOP_OVERFLOW_INLINE)
 		return -EINVAL;
 	if (o->flags & ~(IOP_POOL_INLINE | IOP_POOL_NO_TIMING |
-			 IOP_POOL_WORKERS_ONLY))
+			 IOP_POOL_WORKERS_ONLY | IOP_POOL_NO_AIO))
 		return -EINVAL;
 	if ((o->flags & IOP_POOL_INLINE) && (o->threads || o->min_threads))
 		return -EINVAL;
@@ -351,6 +351,7 @@ static void wait_awaiters(struct iop_pool *pool)
 /* Free what is left of the pool; every thread of it is gone. */
 static void free_pool(struct iop_pool *pool)
 {
+	iop__aio_free(pool);
 	iop__group_free_all(pool);
 	iop__job_free_all(pool);
 	iop__notify_close(&pool->notify);
@@ -387,6 +388,7 @@ void iop_pool_destroy(iop_pool *pool)
 	atomic_store_explicit(&pool->polling, true, memory_order_relaxed);
 	cancel_queued(pool);
 	iop__stop_workers(pool);
+	iop__aio_finish(pool);
 
 	/* No worker is left: every job has ended and every callback still
 	 * due is on the completion stack. */

@@ -657,14 +657,14 @@ static iop_job *overflow(struct iop_pool *pool, const struct iop__req *req,
 	return NULL;
 }
 
-#if defined(HAVE_PREADV2) && HAVE_DECL_RWF_NOWAIT
 /*
  * What iop__read_now() remembers per descriptor, in one word so that
  * threads reading it concurrently never see half an update: the
  * descriptor (a slot is shared by numbers with the same hash), whether it
  * is O_DIRECT (RWF_NOWAIT does not keep such a read from waiting for the
- * device), reads left before its flags are looked at again (a number can
- * be closed and reused), and reads left to skip after a miss.
+ * device; the kernel's asynchronous interface takes it instead), reads
+ * left before its flags are looked at again (a number can be closed and
+ * reused), and reads left to skip after a miss.
  */
 #define NW_FD(w)	((int)(uint32_t)(w))
 #define NW_DIRECT	((uint64_t)1 << 32)
@@ -674,8 +674,15 @@ static iop_job *overflow(struct iop_pool *pool, const struct iop__req *req,
 	((uint64_t)(uint32_t)(fd) | ((direct) ? NW_DIRECT : 0) |	\
 	 (uint64_t)(checks) << 33 | (uint64_t)(skip) << 49)
 
-/* Whether to try @fd at submit now, keeping what was learnt up to date. */
-static bool nowait_worth(_Atomic uint64_t *slot, int fd)
+/* What to do with a read of @fd at submit. */
+enum read_way {
+	WAY_NOWAIT,	/* try preadv2(RWF_NOWAIT) */
+	WAY_SKIP,	/* missed recently: a worker reads it */
+	WAY_DIRECT,	/* O_DIRECT: into the kernel (aio.c) */
+};
+
+/* How to read @fd now, keeping what was learnt up to date. */
+static enum read_way read_way(_Atomic uint64_t *slot, int fd)
 {
 	uint64_t w = atomic_load_explicit(slot, memory_order_relaxed);
 	bool direct;
@@ -691,13 +698,14 @@ static bool nowait_worth(_Atomic uint64_t *slot, int fd)
 		w = NW_MAKE(fd, direct, NW_CHECKS(w) - 1,
 			    NW_SKIP(w) ? NW_SKIP(w) - 1 : 0);
 		atomic_store_explicit(slot, w, memory_order_relaxed);
-		return false;
+		return direct ? WAY_DIRECT : WAY_SKIP;
 	}
 	atomic_store_explicit(slot, NW_MAKE(fd, false, NW_CHECKS(w) - 1, 0),
 			      memory_order_relaxed);
-	return true;
+	return WAY_NOWAIT;
 }
 
+#if defined(HAVE_PREADV2) && HAVE_DECL_RWF_NOWAIT
 /* A read on @fd missed the page cache: skip the next few attempts. */
 static void nowait_missed(_Atomic uint64_t *slot, int fd)
 {
@@ -708,37 +716,15 @@ static void nowait_missed(_Atomic uint64_t *slot, int fd)
 						    IOP__NOWAIT_SKIP),
 				      memory_order_relaxed);
 }
-#endif
 
-/*
- * A read the page cache can serve right now: preadv2(RWF_NOWAIT) on the
- * submitting thread, so that a cached read costs no hand-off at all (on
- * two cores a hand-off costs several times the read).  Returns the job,
- * already ended and on its way to the callback like any other, or NULL
- * to submit the read the usual way: a miss (EAGAIN), a short read, any
- * error (the worker will see it again and report it), an O_DIRECT
- * descriptor, a held batch, a callback inside iop_wait(), a descriptor
- * that missed recently, or no preadv2 here.
- */
-iop_job *iop__read_now(struct iop_pool *pool, const struct iop__req *req)
+/* preadv2(RWF_NOWAIT): the job, ended, or NULL (see iop__read_now()). */
+static iop_job *read_cached(struct iop_pool *pool, const struct iop__req *req,
+			    _Atomic uint64_t *slot)
 {
-#if defined(HAVE_PREADV2) && HAVE_DECL_RWF_NOWAIT
-	_Atomic uint64_t *slot =
-		&pool->nowait[(unsigned)req->fd % IOP__NOWAIT_FDS];
 	struct iovec iov = { req->u.rw.buf, req->u.rw.len };
 	struct iop_job *job;
 	ssize_t r;
 
-	/* A submit that will fail leaves @buf alone.  A callback that
-	 * iop_wait() runs queues its reads: that thread runs short ones
-	 * itself anyway, in batches, while a worker takes others beside
-	 * it, so that cached reads keep two cores busy. */
-	if (iop__batch.pool == pool || pool->max_queued ||
-	    (iop__current == pool && pool->in_wait) ||
-	    atomic_load_explicit(&pool->shutdown, memory_order_relaxed) ||
-	    atomic_load_explicit(&pool->forked, memory_order_relaxed) ||
-	    !nowait_worth(slot, req->fd))
-		return NULL;
 	r = preadv2(req->fd, &iov, 1, (off_t)req->u.rw.offset, RWF_NOWAIT);
 	if (r != (ssize_t)req->u.rw.len && r != 0) {
 		if (r < 0 && errno == EAGAIN)
@@ -752,11 +738,84 @@ iop_job *iop__read_now(struct iop_pool *pool, const struct iop__req *req)
 	job->result = r;
 	iop__complete(job);
 	return job;
+}
 #else
+static iop_job *read_cached(struct iop_pool *pool, const struct iop__req *req,
+			    _Atomic uint64_t *slot)
+{
 	(void)pool;
 	(void)req;
+	(void)slot;
 	return NULL;
+}
 #endif
+
+/* A job that was never visible to anyone goes back to the free lists. */
+static void discard(struct iop_pool *pool, struct iop_job *job)
+{
+	if (iop__current == pool) {
+		iop__job_release_polling(pool, job);
+		return;
+	}
+	pthread_mutex_lock(&pool->lock);
+	iop__job_release_locked(pool, job);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+/* An O_DIRECT read into the kernel: the job, running, or NULL. */
+static iop_job *read_direct(struct iop_pool *pool, const struct iop__req *req)
+{
+	struct iop_job *job;
+
+	if (!iop__aio_usable(pool, req))
+		return NULL;
+	job = enqueue(pool, NULL, req, IOP__RUNNING, false);
+	if (!job)
+		return NULL;
+	if (iop__aio_submit(pool, job))
+		return job;
+	discard(pool, job);
+	return NULL;
+}
+
+/*
+ * A read that needs no worker: one the page cache can serve right now,
+ * with preadv2(RWF_NOWAIT) on the submitting thread, so that a cached read
+ * costs no hand-off at all (on two cores a hand-off costs several times
+ * the read); or one on an O_DIRECT descriptor, which goes into the kernel
+ * from here (aio.c).  Returns the job, already ended and on its way to the
+ * callback like any other, or running in the kernel; or NULL to submit the
+ * read the usual way: a miss (EAGAIN), a short read, any error (the worker
+ * will see it again and report it), a held batch, a pool with max_queued,
+ * a cached read above IOP__NOWAIT_MAX or that a callback inside
+ * iop_wait() submits, a descriptor that missed recently, a direct read
+ * the kernel's asynchronous interface does not take, or no preadv2 here.
+ */
+iop_job *iop__read_now(struct iop_pool *pool, const struct iop__req *req)
+{
+	_Atomic uint64_t *slot =
+		&pool->nowait[(unsigned)req->fd % IOP__NOWAIT_FDS];
+
+	/* A submit that will fail leaves @buf alone. */
+	if (iop__batch.pool == pool || pool->max_queued ||
+	    atomic_load_explicit(&pool->shutdown, memory_order_relaxed) ||
+	    atomic_load_explicit(&pool->forked, memory_order_relaxed))
+		return NULL;
+	switch (read_way(slot, req->fd)) {
+	case WAY_DIRECT:
+		return read_direct(pool, req);
+	case WAY_SKIP:
+		return NULL;
+	case WAY_NOWAIT:
+		break;
+	}
+	/* A callback that iop_wait() runs queues its reads: that thread
+	 * runs short ones itself anyway, in batches, while a worker takes
+	 * others beside it, so that cached reads keep two cores busy. */
+	if (req->u.rw.len > IOP__NOWAIT_MAX ||
+	    (iop__current == pool && pool->in_wait))
+		return NULL;
+	return read_cached(pool, req, slot);
 }
 
 /* The common path: queue @req under the lock and wake a worker. */

@@ -129,10 +129,11 @@ int iop_pool_stats(const iop_pool *pool, struct iop_stats *st)
 	pthread_mutex_unlock(&p->stats_lock);
 	all.threads_idle = all.threads - (unsigned)all.running;
 	all.queued = get(&p->nqueued);
-	all.submitted = get(&p->nsubmitted) + get(&p->nread_now);
-	all.completed += get(&p->nread_now);
+	all.submitted = get(&p->nsubmitted) + get(&p->nread_now) +
+			get(&p->aio.nsubmitted);
+	all.completed += get(&p->nread_now) + get(&p->aio.ncompleted);
 	all.cancelled = get(&p->ncancelled);
-	all.failed += get(&p->nfailed_unrun);
+	all.failed += get(&p->nfailed_unrun) + get(&p->aio.nfailed);
 	all.timed_out = get(&p->ntimed_out);
 	all.threads_started = get(&p->nstarted);
 	memcpy(st, &all, size);

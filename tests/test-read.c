@@ -1,6 +1,7 @@
 /*
  * Suite "read": iop_read() against a pread(2) reference, end of file,
- * pipes with IOP_OFFSET_CURRENT, error results and submit-time EINVAL.
+ * pipes with IOP_OFFSET_CURRENT, error results and submit-time EINVAL,
+ * and O_DIRECT reads (through Linux AIO where the build has it).
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -12,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -548,6 +551,305 @@ START_TEST(test_read_failed_submit_runs_no_callback)
 }
 END_TEST
 
+/* ---- O_DIRECT reads (into the kernel where Linux AIO is built in) ---- */
+
+#define DIRECT_SIZE ((1u << 20) + 1000)	/* EOF inside the last block */
+#define DIRECT_BLOCKS (DIRECT_SIZE / 4096 + 4)	/* some past EOF */
+
+/* A pattern file, its descriptor switched to O_DIRECT. */
+static int direct_file(void)
+{
+	int fd = make_pattern_file(DIRECT_SIZE, SEED);
+	int fl = fcntl(fd, F_GETFL);
+
+	ck_assert_int_ge(fl, 0);
+	ck_assert_msg(fcntl(fd, F_SETFL, fl | O_DIRECT) == 0,
+		      "O_DIRECT on the test file: %s", strerror(errno));
+	return fd;
+}
+
+static unsigned char *aligned_buf(size_t len)
+{
+	void *p = NULL;
+
+	ck_assert_int_eq(posix_memalign(&p, 4096, len), 0);
+	memset(p, SENTINEL, len);
+	return p;
+}
+
+static uint64_t threads_started(iop_pool *pool)
+{
+	struct iop_stats st = { .size = sizeof(st) };
+
+	ck_assert_int_eq(iop_pool_stats(pool, &st), 0);
+	return st.threads_started;
+}
+
+/* Whether this build reads O_DIRECT descriptors with Linux AIO. */
+static bool kernel_aio(void)
+{
+#ifdef IOP_LINUX_AIO
+	return true;
+#else
+	return false;
+#endif
+}
+
+/* Compare a finished direct read with pread(2) of the same range, into a
+ * buffer aligned as the read's was. */
+static void check_against_pread(int fd, struct slot *s)
+{
+	size_t mis = (uintptr_t)s->buf % 4096;
+	unsigned char *base = aligned_buf(s->len + mis), *ref = base + mis;
+	ssize_t want = pread(fd, ref, s->len, (off_t)s->off);
+
+	if (want < 0)
+		want = -errno;
+	ck_assert_int_eq(load_int(&s->calls), 1);
+	ck_assert_int_eq(load_long(&s->result), want);
+	if (want > 0)
+		ck_assert_int_eq(memcmp(s->buf, ref, (size_t)want), 0);
+	free(base);
+}
+
+/*
+ * Aligned reads all over the file, past its end and across it, all in
+ * flight at once: each callback runs once, with what pread() returns for
+ * the same range.  With Linux AIO no worker thread is needed for them;
+ * with IOP_POOL_NO_AIO the workers read them.
+ */
+START_TEST(test_read_direct_matches_pread)
+{
+	const unsigned n = 200;
+	uint64_t rng = 42;
+	int fd = direct_file();
+
+	for (int pass = 0; pass < 2; pass++) {
+		struct iop_options opts = {
+			.threads = 4, .flags = pass ? IOP_POOL_NO_AIO : 0,
+		};
+		iop_pool *pool = iop_pool_new(&opts);
+		struct slot *s = calloc(n, sizeof(*s));
+		struct iop_stats st = { .size = sizeof(st) };
+
+		ck_assert_ptr_nonnull(pool);
+		ck_assert_ptr_nonnull(s);
+		for (unsigned i = 0; i < n; i++) {
+			s[i].off = rng_next(&rng) % DIRECT_BLOCKS * 4096;
+			s[i].len = 4096 * (1 + rng_next(&rng) % 2);
+			s[i].buf = aligned_buf(s[i].len);
+			atomic_init(&s[i].calls, 0);
+			atomic_init(&s[i].result, LONG_MIN);
+			ck_assert_ptr_nonnull(iop_read(pool, fd, s[i].buf,
+						       s[i].len,
+						       (int64_t)s[i].off,
+						       slot_done, &s[i]));
+		}
+		for (unsigned i = 0; i < n; i++)
+			drain_until(pool, &s[i].calls, 1);
+		ck_assert_int_eq(iop_poll(pool), 0);	/* nothing twice */
+		for (unsigned i = 0; i < n; i++) {
+			check_against_pread(fd, &s[i]);
+			free(s[i].buf);
+		}
+		ck_assert_int_eq(iop_pool_stats(pool, &st), 0);
+		ck_assert_uint_eq(st.submitted, n);
+		ck_assert_uint_eq(st.completed + st.failed, n);
+		if (pass == 0 && kernel_aio())
+			ck_assert_uint_eq(st.threads_started, 0);
+		else
+			ck_assert_uint_ge(st.threads_started, 1);
+		iop_pool_destroy(pool);
+		free(s);
+	}
+	close(fd);
+}
+END_TEST
+
+/*
+ * A buffer O_DIRECT cannot use: the kernel takes the read and fails it,
+ * or a worker does; either way the result is pread()'s, -EINVAL.
+ */
+START_TEST(test_read_direct_misaligned_is_preads_error)
+{
+	iop_pool *pool = pool_new(2);
+	int fd = direct_file();
+	unsigned char *buf = aligned_buf(8192);
+	struct slot s = { .off = 4096, .len = 4096, .buf = buf + 1 };
+
+	atomic_init(&s.calls, 0);
+	atomic_init(&s.result, LONG_MIN);
+	ck_assert_ptr_nonnull(iop_read(pool, fd, s.buf, s.len, (int64_t)s.off,
+				       slot_done, &s));
+	drain_until(pool, &s.calls, 1);
+	ck_assert_int_eq(load_long(&s.result), -EINVAL);
+	check_against_pread(fd, &s);
+	iop_pool_destroy(pool);
+	free(buf);
+	close(fd);
+}
+END_TEST
+
+/*
+ * Linux AIO: a read in the kernel is IOP_RUNNING, and stays so until the
+ * polling thread collects it, so iop_cancel() answers -EBUSY; the pool
+ * descriptor becomes readable when the device answers, for a loop that
+ * polls it itself, and iop_poll() then runs the callback, once, with the
+ * whole read.  Without Linux AIO a worker reads it, and the same holds
+ * from the descriptor on.
+ */
+START_TEST(test_read_direct_wakes_descriptor)
+{
+	iop_pool *pool = pool_new(2);
+	int fd = direct_file();
+	struct slot s = { .off = 8192, .len = 4096, .buf = aligned_buf(4096) };
+	struct pollfd pfd = { .fd = iop_pool_fd(pool), .events = POLLIN };
+	iop_job *job;
+	int ran = 0;
+
+	atomic_init(&s.calls, 0);
+	atomic_init(&s.result, LONG_MIN);
+	job = iop_read(pool, fd, s.buf, s.len, (int64_t)s.off, slot_done, &s);
+	ck_assert_ptr_nonnull(job);
+	if (kernel_aio()) {
+		ck_assert_int_eq(iop_job_state(job), IOP_RUNNING);
+		ck_assert_int_eq(iop_cancel(job), -EBUSY);
+	}
+	while (ran == 0) {
+		ck_assert_int_eq(poll(&pfd, 1, TEST_WAIT_MS), 1);
+		ran = iop_poll(pool);
+		ck_assert_int_ge(ran, 0);
+	}
+	ck_assert_int_eq(ran, 1);
+	ck_assert_int_eq(load_long(&s.result), 4096);
+	check_against_pread(fd, &s);
+	iop_pool_destroy(pool);
+	free(s.buf);
+	close(fd);
+}
+END_TEST
+
+/*
+ * Destroyed with reads still in the kernel: destroy waits for them, and
+ * each callback runs once, with its data.
+ */
+START_TEST(test_read_direct_destroy_waits_for_reads)
+{
+	const unsigned n = 64;
+	iop_pool *pool = pool_new(2);
+	int fd = direct_file();
+	struct slot *s = calloc(n, sizeof(*s));
+
+	ck_assert_ptr_nonnull(s);
+	for (unsigned i = 0; i < n; i++) {
+		s[i].off = (uint64_t)i * 4096 * 3;
+		s[i].len = 4096;
+		s[i].buf = aligned_buf(4096);
+		atomic_init(&s[i].calls, 0);
+		atomic_init(&s[i].result, LONG_MIN);
+		ck_assert_ptr_nonnull(iop_read(pool, fd, s[i].buf, 4096,
+					       (int64_t)s[i].off, slot_done,
+					       &s[i]));
+	}
+	iop_pool_destroy(pool);
+	for (unsigned i = 0; i < n; i++) {
+		ck_assert_int_eq(load_long(&s[i].result), 4096);
+		check_against_pread(fd, &s[i]);
+		free(s[i].buf);
+	}
+	free(s);
+	close(fd);
+}
+END_TEST
+
+/* A future on an O_DIRECT descriptor is read by a worker: it can be
+ * awaited by a thread that never polls. */
+START_TEST(test_read_direct_future_is_awaited)
+{
+	iop_pool *pool = pool_new(2);
+	int fd = direct_file();
+	unsigned char *buf = aligned_buf(4096);
+	iop_job *job = iop_read(pool, fd, buf, 4096, 4096 * 5, NULL, NULL);
+
+	ck_assert_ptr_nonnull(job);
+	ck_assert_int_eq(iop_await(job), 4096);
+	for (int i = 0; i < 4096; i++)
+		ck_assert_uint_eq(buf[i], pattern_byte(SEED, 4096 * 5 + i));
+	ck_assert_uint_ge(threads_started(pool), 1);
+	iop_pool_destroy(pool);
+	free(buf);
+	close(fd);
+}
+END_TEST
+
+/* Two threads submit direct reads while the test thread runs the
+ * callbacks: more than the kernel context holds, so some go to workers. */
+struct direct_submitter {
+	iop_pool *pool;
+	int fd;
+	struct slot *s;
+	unsigned n;
+	atomic_int failed;
+};
+
+static void *direct_submit(void *arg)
+{
+	struct direct_submitter *d = arg;
+
+	for (unsigned i = 0; i < d->n; i++)
+		if (!iop_read(d->pool, d->fd, d->s[i].buf, d->s[i].len,
+			      (int64_t)d->s[i].off, slot_done, &d->s[i]))
+			atomic_fetch_add(&d->failed, 1);
+	return NULL;
+}
+
+START_TEST(test_read_direct_threads_exactly_once)
+{
+	enum { THREADS = 2, PER = 300 };
+	iop_pool *pool = pool_new(4);
+	int fd = direct_file();
+	struct direct_submitter d[THREADS];
+	pthread_t t[THREADS];
+
+	for (int k = 0; k < THREADS; k++) {
+		d[k] = (struct direct_submitter){ .pool = pool, .fd = fd,
+						   .n = PER };
+		atomic_init(&d[k].failed, 0);
+		d[k].s = calloc(PER, sizeof(*d[k].s));
+		ck_assert_ptr_nonnull(d[k].s);
+		for (unsigned i = 0; i < PER; i++) {
+			d[k].s[i].off = (uint64_t)((i * 7 + (unsigned)k) %
+						   (DIRECT_SIZE / 4096)) * 4096;
+			d[k].s[i].len = 4096;
+			d[k].s[i].buf = aligned_buf(4096);
+			atomic_init(&d[k].s[i].calls, 0);
+			atomic_init(&d[k].s[i].result, LONG_MIN);
+		}
+	}
+	for (int k = 0; k < THREADS; k++)
+		ck_assert_int_eq(pthread_create(&t[k], NULL, direct_submit,
+						&d[k]), 0);
+	for (int k = 0; k < THREADS; k++)
+		ck_assert_int_eq(pthread_join(t[k], NULL), 0);
+	for (int k = 0; k < THREADS; k++) {
+		ck_assert_int_eq(atomic_load(&d[k].failed), 0);
+		for (unsigned i = 0; i < PER; i++)
+			drain_until(pool, &d[k].s[i].calls, 1);
+	}
+	ck_assert_int_eq(iop_poll(pool), 0);
+	for (int k = 0; k < THREADS; k++) {
+		for (unsigned i = 0; i < PER; i++) {
+			ck_assert_int_eq(load_long(&d[k].s[i].result), 4096);
+			check_against_pread(fd, &d[k].s[i]);
+			free(d[k].s[i].buf);
+		}
+		free(d[k].s);
+	}
+	iop_pool_destroy(pool);
+	close(fd);
+}
+END_TEST
+
 static Suite *read_suite(void)
 {
 	Suite *s = suite_create("read");
@@ -571,6 +873,15 @@ static Suite *read_suite(void)
 	tcase_add_test(tc, test_read_bad_fd_is_ebadf);
 	tcase_add_test(tc, test_read_closed_fd_is_ebadf);
 	tcase_add_test(tc, test_read_directory_is_eisdir);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_new("direct");
+	tcase_add_test(tc, test_read_direct_matches_pread);
+	tcase_add_test(tc, test_read_direct_misaligned_is_preads_error);
+	tcase_add_test(tc, test_read_direct_wakes_descriptor);
+	tcase_add_test(tc, test_read_direct_destroy_waits_for_reads);
+	tcase_add_test(tc, test_read_direct_future_is_awaited);
+	tcase_add_test(tc, test_read_direct_threads_exactly_once);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_new("einval");
