@@ -266,7 +266,7 @@ IOP_EXPORT iop_pool *iop_pool_new(const struct iop_options *opts);
 /*
  * Shut the pool down and free it.  Submits from now on fail with
  * ESHUTDOWN.  Jobs still queued end with -ECANCELED without running; jobs
- * already running finish.  Every callback still due runs on the calling
+ * already running finish (O_DIRECT reads in the kernel too).  Every callback still due runs on the calling
  * thread before this returns (a callback that submits gets ESHUTDOWN).
  * Futures end the same way; threads already blocked in iop_await() on them
  * get their results before the pool goes, and futures never awaited are

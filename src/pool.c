@@ -13,6 +13,10 @@
  *        (a callback's submits gather on pool->pending, and a batch's on
  *        the thread's iop__batch, with no lock, and are handed over in one
  *        step when the callback batch or the batch ends)
+ *     -> an O_DIRECT read with a callback skips the queue: io_submit()
+ *        from the submitting thread puts it in the kernel, which rings the
+ *        eventfd when the device answers; the polling thread collects it
+ *        onto the completion stack (aio.c)
  *   worker (worker.c)
  *     -> pick the job under the lock (highest priority, with aging; a lane
  *        at its cap parks the job in the lane; a passed deadline ends it),
