@@ -676,8 +676,8 @@ static iop_job *overflow(struct iop_pool *pool, const struct iop__req *req,
 
 /* What to do with a read of @fd at submit. */
 enum read_way {
-	WAY_NOWAIT,	/* try preadv2(RWF_NOWAIT) */
-	WAY_SKIP,	/* missed recently: a worker reads it */
+	WAY_CACHED,	/* hits lately: try preadv2(RWF_NOWAIT) */
+	WAY_MISSING,	/* missed lately: try it, to start the read */
 	WAY_DIRECT,	/* O_DIRECT: into the kernel (aio.c) */
 };
 
@@ -698,15 +698,16 @@ static enum read_way read_way(_Atomic uint64_t *slot, int fd)
 		w = NW_MAKE(fd, direct, NW_CHECKS(w) - 1,
 			    NW_SKIP(w) ? NW_SKIP(w) - 1 : 0);
 		atomic_store_explicit(slot, w, memory_order_relaxed);
-		return direct ? WAY_DIRECT : WAY_SKIP;
+		return direct ? WAY_DIRECT : WAY_MISSING;
 	}
 	atomic_store_explicit(slot, NW_MAKE(fd, false, NW_CHECKS(w) - 1, 0),
 			      memory_order_relaxed);
-	return WAY_NOWAIT;
+	return WAY_CACHED;
 }
 
 #if defined(HAVE_PREADV2) && HAVE_DECL_RWF_NOWAIT
-/* A read on @fd missed the page cache: skip the next few attempts. */
+/* A read on @fd missed the page cache: the next few reads of it likely
+ * miss too. */
 static void nowait_missed(_Atomic uint64_t *slot, int fd)
 {
 	uint64_t w = atomic_load_explicit(slot, memory_order_relaxed);
@@ -795,25 +796,29 @@ iop_job *iop__read_now(struct iop_pool *pool, const struct iop__req *req)
 {
 	_Atomic uint64_t *slot =
 		&pool->nowait[(unsigned)req->fd % IOP__NOWAIT_FDS];
+	enum read_way way;
 
 	/* A submit that will fail leaves @buf alone. */
 	if (iop__batch.pool == pool || pool->max_queued ||
 	    atomic_load_explicit(&pool->shutdown, memory_order_relaxed) ||
 	    atomic_load_explicit(&pool->forked, memory_order_relaxed))
 		return NULL;
-	switch (read_way(slot, req->fd)) {
-	case WAY_DIRECT:
+	way = read_way(slot, req->fd);
+	if (way == WAY_DIRECT)
 		return read_direct(pool, req);
-	case WAY_SKIP:
-		return NULL;
-	case WAY_NOWAIT:
-		break;
-	}
-	/* A callback that iop_wait() runs queues its reads: that thread
-	 * runs short ones itself anyway, in batches, while a worker takes
-	 * others beside it, so that cached reads keep two cores busy. */
+	/*
+	 * A callback that iop_wait() runs queues reads that likely hit:
+	 * that thread runs short ones itself anyway, in batches, while a
+	 * worker takes others beside it, so that cached reads keep two cores
+	 * busy.  A read that likely misses is tried all the same: the miss
+	 * starts the device on it right away (the kernel reads the missing
+	 * pages in, and RWF_NOWAIT only keeps the call from waiting for
+	 * them), so that the device has every read in flight at once, not
+	 * only those a worker has taken yet; the worker then finds the read
+	 * under way, or done.
+	 */
 	if (req->u.rw.len > IOP__NOWAIT_MAX ||
-	    (iop__current == pool && pool->in_wait))
+	    (way == WAY_CACHED && iop__current == pool && pool->in_wait))
 		return NULL;
 	return read_cached(pool, req, slot);
 }
