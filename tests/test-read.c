@@ -733,7 +733,8 @@ END_TEST
 
 /*
  * Destroyed with reads still in the kernel: destroy waits for them, and
- * each callback runs once, with its data.
+ * each callback runs once, with its data.  (Without Linux AIO, reads
+ * still queued are cancelled, as any queued job is.)
  */
 START_TEST(test_read_direct_destroy_waits_for_reads)
 {
@@ -755,8 +756,14 @@ START_TEST(test_read_direct_destroy_waits_for_reads)
 	}
 	iop_pool_destroy(pool);
 	for (unsigned i = 0; i < n; i++) {
-		ck_assert_int_eq(load_long(&s[i].result), 4096);
-		check_against_pread(fd, &s[i]);
+		/* Reads a worker had not taken yet end with -ECANCELED. */
+		if (!kernel_aio() &&
+		    load_long(&s[i].result) == -ECANCELED) {
+			ck_assert_int_eq(load_int(&s[i].calls), 1);
+		} else {
+			ck_assert_int_eq(load_long(&s[i].result), 4096);
+			check_against_pread(fd, &s[i]);
+		}
 		free(s[i].buf);
 	}
 	free(s);
