@@ -95,8 +95,8 @@ static bool ready(struct iop_pool *pool)
 			a->slots = s;
 			state = 1;
 		} else {
-			/* Out of memory now may pass; the rest will not.
-			 * Either way the workers serve the reads. */
+			/* For good, out of memory included: the workers
+			 * serve the reads. */
 			free(s);
 			state = -1;
 		}
@@ -204,17 +204,16 @@ static unsigned collect(struct iop_pool *pool, long min)
 					      memory_order_acquire);
 		/* The kernel reports errors as -errno, as the pool does. */
 		job[i]->result = (ssize_t)ev[i].res;
+		atomic_fetch_add_explicit(job[i]->result >= 0 ?
+					  &pool->aio.ncompleted :
+					  &pool->aio.nfailed, 1,
+					  memory_order_relaxed);
 	}
 	pthread_mutex_lock(&pool->lock);
 	slots_put_locked(s, idx, n);
 	pthread_mutex_unlock(&pool->lock);
 	atomic_fetch_sub_explicit(&pool->aio.inflight, (unsigned)n,
 				  memory_order_relaxed);
-	for (int i = 0; i < n; i++)
-		atomic_fetch_add_explicit(job[i]->result >= 0 ?
-					  &pool->aio.ncompleted :
-					  &pool->aio.nfailed, 1,
-					  memory_order_relaxed);
 	for (int i = 0; i < n; i++)
 		iop__complete(job[i]);
 	return (unsigned)n;

@@ -664,7 +664,8 @@ static iop_job *overflow(struct iop_pool *pool, const struct iop__req *req,
  * is O_DIRECT (RWF_NOWAIT does not keep such a read from waiting for the
  * device; the kernel's asynchronous interface takes it instead), reads
  * left before its flags are looked at again (a number can be closed and
- * reused), and reads left to skip after a miss.
+ * reused), and reads left that count it as missing the page cache after
+ * a miss.
  */
 #define NW_FD(w)	((int)(uint32_t)(w))
 #define NW_DIRECT	((uint64_t)1 << 32)

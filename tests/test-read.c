@@ -579,6 +579,16 @@ static unsigned char *aligned_buf(size_t len)
 	return p;
 }
 
+/* Set @s up for a read of @len bytes at @off into a fresh aligned buffer. */
+static void slot_aligned(struct slot *s, uint64_t off, size_t len)
+{
+	s->off = off;
+	s->len = len;
+	s->buf = aligned_buf(len);
+	atomic_init(&s->calls, 0);
+	atomic_init(&s->result, LONG_MIN);
+}
+
 static uint64_t threads_started(iop_pool *pool)
 {
 	struct iop_stats st = { .size = sizeof(st) };
@@ -637,11 +647,9 @@ START_TEST(test_read_direct_matches_pread)
 		ck_assert_ptr_nonnull(pool);
 		ck_assert_ptr_nonnull(s);
 		for (unsigned i = 0; i < n; i++) {
-			s[i].off = rng_next(&rng) % DIRECT_BLOCKS * 4096;
-			s[i].len = 4096 * (1 + rng_next(&rng) % 2);
-			s[i].buf = aligned_buf(s[i].len);
-			atomic_init(&s[i].calls, 0);
-			atomic_init(&s[i].result, LONG_MIN);
+			uint64_t off = rng_next(&rng) % DIRECT_BLOCKS * 4096;
+
+			slot_aligned(&s[i], off, 4096 * (1 + rng_next(&rng) % 2));
 			ck_assert_ptr_nonnull(iop_read(pool, fd, s[i].buf,
 						       s[i].len,
 						       (int64_t)s[i].off,
@@ -704,13 +712,12 @@ START_TEST(test_read_direct_wakes_descriptor)
 {
 	iop_pool *pool = pool_new(2);
 	int fd = direct_file();
-	struct slot s = { .off = 8192, .len = 4096, .buf = aligned_buf(4096) };
+	struct slot s;
 	struct pollfd pfd = { .fd = iop_pool_fd(pool), .events = POLLIN };
 	iop_job *job;
 	int ran = 0;
 
-	atomic_init(&s.calls, 0);
-	atomic_init(&s.result, LONG_MIN);
+	slot_aligned(&s, 8192, 4096);
 	job = iop_read(pool, fd, s.buf, s.len, (int64_t)s.off, slot_done, &s);
 	ck_assert_ptr_nonnull(job);
 	if (kernel_aio()) {
@@ -745,11 +752,7 @@ START_TEST(test_read_direct_destroy_waits_for_reads)
 
 	ck_assert_ptr_nonnull(s);
 	for (unsigned i = 0; i < n; i++) {
-		s[i].off = (uint64_t)i * 4096 * 3;
-		s[i].len = 4096;
-		s[i].buf = aligned_buf(4096);
-		atomic_init(&s[i].calls, 0);
-		atomic_init(&s[i].result, LONG_MIN);
+		slot_aligned(&s[i], (uint64_t)i * 4096 * 3, 4096);
 		ck_assert_ptr_nonnull(iop_read(pool, fd, s[i].buf, 4096,
 					       (int64_t)s[i].off, slot_done,
 					       &s[i]));
@@ -827,12 +830,10 @@ START_TEST(test_read_direct_threads_exactly_once)
 		d[k].s = calloc(PER, sizeof(*d[k].s));
 		ck_assert_ptr_nonnull(d[k].s);
 		for (unsigned i = 0; i < PER; i++) {
-			d[k].s[i].off = (uint64_t)((i * 7 + (unsigned)k) %
-						   (DIRECT_SIZE / 4096)) * 4096;
-			d[k].s[i].len = 4096;
-			d[k].s[i].buf = aligned_buf(4096);
-			atomic_init(&d[k].s[i].calls, 0);
-			atomic_init(&d[k].s[i].result, LONG_MIN);
+			slot_aligned(&d[k].s[i],
+				     (uint64_t)((i * 7 + (unsigned)k) %
+						(DIRECT_SIZE / 4096)) * 4096,
+				     4096);
 		}
 	}
 	for (int k = 0; k < THREADS; k++)
@@ -926,14 +927,10 @@ START_TEST(test_read_missing_starts_at_submit_in_wait)
 	int fd = make_pattern_file(size, SEED);
 	struct missing m = { .pool = pool, .fd = fd, .state = -1 };
 	unsigned char *map, *first = aligned_buf(4096);
-	struct slot cold = { .off = 100 * 4096, .len = 4096 };
+	struct slot cold;
 
-	m.inner.buf = aligned_buf(4096);
-	atomic_init(&m.inner.calls, 0);
-	atomic_init(&m.inner.result, LONG_MIN);
-	cold.buf = aligned_buf(4096);
-	atomic_init(&cold.calls, 0);
-	atomic_init(&cold.result, LONG_MIN);
+	slot_aligned(&m.inner, 200 * 4096, 4096);
+	slot_aligned(&cold, 100 * 4096, 4096);
 	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	ck_assert_ptr_ne(map, MAP_FAILED);
 	m.map = map;
