@@ -143,7 +143,8 @@ struct iop_options {
 	 * cached and sequential work without a crowd of threads on a small
 	 * machine, and is what libuv and libeio users already tune from.
 	 * Devices with deep queues (NVMe, network file systems) want more:
-	 * say 32 to 64 for cold random reads (QEMU's default is 64).  The
+	 * say 32 to 64 for cold random reads (QEMU's default is 64; reads on
+	 * O_DIRECT descriptors with a callback need none, see iop_read()).  The
 	 * limit is an upper bound: with 16 or more workers busy, a queued job
 	 * waits for one of them that is expected to come free within 0.4 ms
 	 * (from what their jobs' kinds took before; with fewer busy, for
