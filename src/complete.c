@@ -77,15 +77,17 @@ void iop__hold_check(struct iop_pool *pool, bool keep)
  * Put a callback job on the completion stack; wake the poller if it was
  * empty.  Only the push onto an empty stack needs to: any later push lands
  * in a batch that the poller has yet to take.  A job ending on the polling
- * thread itself, inside a callback (a read served at submit), wakes no
- * one: the poll takes the stack again, or rings when it stops.
+ * thread itself (a read served at submit inside a callback, a batch that
+ * iop_wait() runs) goes on that thread's own list instead, which costs no
+ * atomic operation on the line the workers push to, and wakes no one: the
+ * poll takes the list with the stack, or rings when it stops.
  */
 static void push_done(struct iop_job *job)
 {
 	struct iop_pool *pool = iop__job_pool(job);
 
 	if (iop__current == pool || iop__polling == pool) {
-		iop__stack_push(&pool->done, &job->node);
+		iop__queue_push(&pool->own, &job->node);
 		pool->self_pushed = true;
 		return;
 	}
@@ -139,8 +141,10 @@ static bool member_ended(struct iop_pool *pool, struct iop_job *job)
  * release each job when its callback returns: at most @max of them (0: no
  * limit), and no new one once @deadline (CLOCK_MONOTONIC ns, 0: none) has
  * passed.  Jobs the callbacks submit are handed to the workers at the
- * end, in one step.  Returns how many callbacks ran; *@again is set when a
- * group's callback became due (it is on the completion stack).
+ * end, in one step, or in twos while a worker runs short jobs beside
+ * iop_wait() (IOP__PENDING_SHARE).  Returns how many callbacks ran;
+ * *@again is set when a group's callback became due (it is on the
+ * completion stack).
  */
 static int run_ready(struct iop_pool *pool, unsigned max, int64_t deadline,
 		     bool *again)
@@ -165,11 +169,29 @@ static int run_ready(struct iop_pool *pool, unsigned max, int64_t deadline,
 			*again = true;
 		iop__job_release_polling(pool, job);
 		n++;
+		if (pool->npending >= IOP__PENDING_SHARE && pool->in_wait &&
+		    atomic_load_explicit(&pool->nsmall, memory_order_relaxed))
+			iop__publish_pending(pool, true);
 	}
 	iop__current = outer;
 	iop__publish_pending(pool, true);
 	iop__job_trim_polling(pool);
 	return (int)n;
+}
+
+/* What has finished: this thread's own list, then the stack in
+ * completion order. */
+static struct iop__node *take_done(struct iop_pool *pool)
+{
+	struct iop__node *taken = iop__chain_reverse(
+		iop__stack_take(&pool->done));
+
+	if (!pool->own.head)
+		return taken;
+	pool->own.tail->next = taken;
+	taken = pool->own.head;
+	iop__queue_init(&pool->own);
+	return taken;
 }
 
 /*
@@ -201,8 +223,7 @@ static int poll_budget(struct iop_pool *pool, unsigned max, int64_t deadline,
 			} else {
 				iop__notify_drain(&pool->notify, force);
 			}
-			pool->ready = iop__chain_reverse(
-				iop__stack_take(&pool->done));
+			pool->ready = take_done(pool);
 		}
 		force = false;
 		n += run_ready(pool, max ? max - (unsigned)n : 0, deadline,

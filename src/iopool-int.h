@@ -102,6 +102,13 @@
 
 /* Jobs a callback batch may submit before they are handed over early. */
 #define IOP__PENDING_MAX	256
+
+/*
+ * The same while a worker runs short jobs beside iop_wait() or looks for
+ * them: it would sit idle until the round of callbacks ends, so it gets
+ * them in twos (one lock round trip for two jobs).
+ */
+#define IOP__PENDING_SHARE	2
 /* Free jobs the polling thread keeps for itself between batches. */
 #define IOP__PCACHE_KEEP	256
 /*
@@ -328,11 +335,13 @@ struct iop__worker {
 	/*
 	 * A batch of short jobs taken at once (see run_batch_locked()):
 	 * batch[0..bcount) is set under the lock; the worker claims each
-	 * next one with an atomic add on bnext, and another thread that
-	 * finds the worker stuck takes the rest back with an exchange.
+	 * next one with an atomic add on bnext (a worker out of short jobs
+	 * claims the polling thread's the same way, under the lock), and
+	 * another thread that finds the worker stuck takes the rest back
+	 * with an exchange.  Once a batch is over, bnext >= bcount.
 	 */
 	bool small;			/* running a batch; lock */
-	unsigned bcount;		/* lock */
+	_Atomic unsigned bcount;	/* stored under the lock */
 	_Atomic unsigned bnext;
 	struct iop_job *batch[IOP__BATCH_MAX];
 	/* What run_same() keeps of each job it ran, for the statistics. */
@@ -508,6 +517,9 @@ struct iop_pool {
 	struct iop__node *pcache;	/* free jobs for those submits */
 	unsigned npcache;
 	struct iop__node *ready;	/* taken, not yet run (a budget) */
+	struct iop__queue own;		/* callback jobs that ended on this
+					 * thread: no atomic push, taken
+					 * with pool->done */
 	bool in_wait;			/* inside iop_wait(), which runs
 					 * short jobs it queued itself */
 	bool owe_wake;			/* short jobs were queued with no

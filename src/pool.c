@@ -12,7 +12,8 @@
  *        threads can take (worker.c)
  *        (a callback's submits gather on pool->pending, and a batch's on
  *        the thread's iop__batch, with no lock, and are handed over in one
- *        step when the callback batch or the batch ends)
+ *        step when the callback batch or the batch ends; in iop_wait(),
+ *        in twos while a worker runs short jobs beside it)
  *     -> an O_DIRECT read with a callback skips the queue: io_submit()
  *        from the submitting thread puts it in the kernel, which rings the
  *        eventfd when the device answers; the polling thread collects it
@@ -22,12 +23,14 @@
  *        at its cap parks the job in the lane; a passed deadline ends it),
  *        mark it RUNNING, drop the lock, run it (ops.c)
  *   completion (complete.c)
- *     -> callback job: push it onto pool->done, a lock-free stack; the
- *        push that finds the stack empty writes the eventfd, so a burst of
- *        completions costs one write (while jobs that keep their CPUs busy
- *        run and more wait, a worker holds that write back until the
- *        queue runs low, so that iop_wait() wakes once for several; it
- *        sleeps no longer than 1 ms while it lets workers do so)
+ *     -> callback job: push it onto pool->done, a lock-free stack (one
+ *        that ends on the polling thread goes on that thread's own list,
+ *        taken with the stack); the push that finds the stack empty
+ *        writes the eventfd, so a burst of completions costs one write
+ *        (while jobs that keep their CPUs busy run and more wait, a
+ *        worker holds that write back until the queue runs low, so that
+ *        iop_wait() wakes once for several; it sleeps no longer than 1 ms
+ *        while it lets workers do so)
  *     -> future, or a job linked to a next one: end it under the lock,
  *        wake its iop_await(), queue the next job of the chain (job.c)
  *   iop_poll() / iop_wait() on the program's thread
@@ -42,8 +45,9 @@
  *        worker unless they add up to more than a wake-up costs (one
  *        worker shares them) or the wait leaves them queued, so a closed
  *        loop of tiny jobs costs no wake-up at all; a worker sharing them
- *        that runs out while this thread runs a batch looks for more, for
- *        a wake-up's worth of time, before it sleeps.
+ *        that runs out while this thread runs a batch takes the batch's
+ *        next ones, and looks for more, for a wake-up's worth of time,
+ *        before it sleeps.
  *
  * Each side makes at most one lock round trip per job: submit, and the
  * worker's pick.  The completion side is lock-free and taken in batches.
@@ -305,6 +309,7 @@ iop_pool *iop_pool_new(const struct iop_options *opts)
 	for (i = 0; i < IOP__LEVELS; i++)
 		iop__queue_init(&pool->runq.level[i]);
 	iop__queue_init(&pool->pending);
+	iop__queue_init(&pool->own);
 	pool->helper.pool = pool;
 	apply_options(pool, opts);
 	err = init_sync(pool);

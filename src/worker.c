@@ -368,8 +368,10 @@ static unsigned run_same(struct iop__worker *w, unsigned n, uint64_t kind,
  * sleep, with one lock round trip per batch.  The jobs stay claimable: if
  * one of them runs unexpectedly long, iop__unstick_locked() (called by an
  * idle worker keeping watch, a submit or a waiting poller) puts the rest
- * back in the queue for other workers.  @w is a worker, or the polling
- * thread's pool->helper.  Called and returns with the lock held.
+ * back in the queue for other workers; and a worker out of short jobs
+ * takes the polling thread's next ones (steal_locked()).  @w is a worker,
+ * or the polling thread's pool->helper.  Called and returns with the lock
+ * held.
  */
 static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 			     int64_t *now)
@@ -411,7 +413,7 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 		same = same && k == kind;
 		budget += iop__estimate(pool, k);
 	}
-	w->bcount = n;
+	atomic_store_explicit(&w->bcount, n, memory_order_relaxed);
 	atomic_store_explicit(&w->bnext, 1, memory_order_relaxed);
 	w->small = true;
 	if (helper) {
@@ -472,9 +474,10 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
  * short jobs queued: it runs a batch of them itself, as a worker would
  * (every signal blocked), which costs less than waking a worker and being
  * woken by it.  Their completions need no ring: this thread takes them
- * next.  While it runs them, one idle worker keeps watch, so that jobs
- * behind one that blocks after all go back to the queue for the workers.
- * True if it ran any.
+ * next.  A worker that shares the short jobs and runs out of them takes
+ * the next ones of this batch meanwhile.  While it runs them, one idle
+ * worker keeps watch, so that jobs behind one that blocks after all go
+ * back to the queue for the workers.  True if it ran any.
  */
 bool iop__help(struct iop_pool *pool)
 {
@@ -517,7 +520,8 @@ static unsigned unstick_one_locked(struct iop_pool *pool,
 	 * claim a job twice, however often this runs. */
 	from = atomic_exchange_explicit(&w->bnext, IOP__BATCH_MAX,
 					memory_order_relaxed);
-	for (i = w->bcount; i > from; i--) {
+	for (i = atomic_load_explicit(&w->bcount, memory_order_relaxed);
+	     i > from; i--) {
 		iop__requeue_front_locked(pool, w->batch[i - 1]);
 		back++;
 	}
@@ -540,17 +544,51 @@ unsigned iop__unstick_locked(struct iop_pool *pool, int64_t now)
 	return back;
 }
 
+/* The polling thread's batch has jobs nobody has claimed yet.  Read
+ * without the lock: a hint, which steal_locked() checks under it. */
+static bool helper_unclaimed(struct iop_pool *pool)
+{
+	return atomic_load_explicit(&pool->helper.bnext,
+				    memory_order_relaxed) <
+	       atomic_load_explicit(&pool->helper.bcount,
+				    memory_order_relaxed);
+}
+
+/*
+ * This worker ran short jobs and finds none queued, while the polling
+ * thread still has jobs of its batch to run: claim the next one, as that
+ * thread would (the batch stays claimable, see run_batch_locked()), so
+ * that the two share the batch rather than one of them idling until the
+ * other is done.  It counts as one of the pool's threads, within
+ * max_threads.  The job, RUNNING, or NULL.  Lock held.
+ */
+static struct iop_job *steal_locked(struct iop_pool *pool)
+{
+	struct iop__worker *h = &pool->helper;
+	unsigned i;
+
+	if (!h->small || pool->nrunning >= pool->max_threads ||
+	    !helper_unclaimed(pool))
+		return NULL;
+	/* The batch cannot end and start again meanwhile: that thread
+	 * takes the lock for that. */
+	i = atomic_fetch_add_explicit(&h->bnext, 1, memory_order_relaxed);
+	if (i >= atomic_load_explicit(&h->bcount, memory_order_relaxed))
+		return NULL;
+	return h->batch[i];
+}
+
 /*
  * This worker just ran short jobs and finds none queued, while the
  * polling thread runs a batch of them in iop_wait(): it is about to hand
  * over the jobs its callbacks submit, and a worker that slept now would
- * cost a wake-up for them.  Look for them without the lock for up to
- * IOP__SPIN_NS instead, counted as a thread running short jobs (so that
- * nobody wakes another worker for them), where a CPU is left for it: at
- * most one worker at a time, and not while as many jobs run as there are
- * CPUs.  False if it did not look (the caller sleeps), true once it has
- * (the caller looks at the queue again).  Called and returns with the
- * lock held.
+ * cost a wake-up for them.  Look for them, or for jobs of that batch left
+ * to claim, without the lock for up to IOP__SPIN_NS instead, counted as a
+ * thread running short jobs (so that nobody wakes another worker for
+ * them), where a CPU is left for it: at most one worker at a time, and
+ * not while as many jobs run as there are CPUs.  False if it did not look
+ * (the caller sleeps), true once it has (the caller looks at the queue
+ * and that batch again).  Called and returns with the lock held.
  */
 static bool spin_locked(struct iop_pool *pool)
 {
@@ -566,6 +604,7 @@ static bool spin_locked(struct iop_pool *pool)
 	pthread_mutex_unlock(&pool->lock);
 	until = iop__now_ns() + IOP__SPIN_NS;
 	while (!atomic_load_explicit(&pool->runq.pub, memory_order_relaxed) &&
+	       !helper_unclaimed(pool) &&
 	       atomic_load_explicit(&pool->polling, memory_order_relaxed) &&
 	       !atomic_load_explicit(&pool->shutdown, memory_order_relaxed) &&
 	       ((++i & 31) != 0 || iop__now_ns() < until))
@@ -601,7 +640,7 @@ static void *worker_main(void *arg)
 	struct iop_lane *lane;
 	struct iop_job *job;
 	int64_t now = 0;
-	bool was_small = false, hold, sample;
+	bool was_small = false, spun = false, hold, sample;
 	long switches = 0;
 
 	pthread_mutex_lock(&pool->lock);
@@ -620,18 +659,26 @@ static void *worker_main(void *arg)
 		} else {
 			job = iop__pick_locked(pool, &now);
 		}
+		if (!job && (was_small || spun) &&
+		    (job = steal_locked(pool))) {
+			run_batch_locked(w, job, &now);
+			was_small = true;
+			spun = false;
+			continue;
+		}
 		if (!job) {
 			iop__hold_check(pool, false);
 			if (atomic_load_explicit(&pool->shutdown,
 						 memory_order_relaxed))
 				break;
-			if (!(was_small && spin_locked(pool)) &&
-			    !idle_wait_locked(pool))
+			spun = was_small && spin_locked(pool);
+			if (!spun && !idle_wait_locked(pool))
 				break;
 			was_small = false;
 			now = 0;
 			continue;
 		}
+		spun = false;
 		atomic_store_explicit(&job->state, IOP__RUNNING,
 				      memory_order_relaxed);
 		if (iop__small(pool, job) && !job->xflags) {

@@ -341,7 +341,8 @@ static void loop_done(iop_job *job, ssize_t result, void *arg)
 
 /*
  * The waiting thread runs short jobs its callbacks submit while workers
- * run the rest and look for more rather than sleep: every job still runs
+ * run the rest, take the next ones of the waiting thread's batch when
+ * they run out, and look for more rather than sleep: every job still runs
  * once, its callback once on the waiting thread, and never more jobs run
  * at once than the pool has threads.
  */
