@@ -348,12 +348,9 @@ IOP_EXPORT int iop_wait(iop_pool *pool, int timeout_ms);
  * reads at IOP_OFFSET_CURRENT always hand the read to a worker.  A read
  * that a callback submits while iop_wait() runs it is queued, not tried:
  * the waiting thread runs short reads itself, in batches, while a worker
- * takes others beside it, so that cached reads keep two cores busy.  But
- * while reads of the descriptor miss the page cache, they are tried there
- * too: a miss starts the device on the read (the kernel reads the pages
- * in; RWF_NOWAIT only keeps the call from waiting for them), so the
- * device gets every read as soon as it is submitted, and the worker that
- * takes the job finds it under way, or done.
+ * takes others beside it, so that cached reads keep two cores busy.
+ * After an attempt that misses the page cache, the next 32 reads of the
+ * same descriptor go to a worker untried.
  *
  * On Linux, a read at an offset on an O_DIRECT descriptor with a callback
  * goes to the device from the submitting thread, through the kernel's
