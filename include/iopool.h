@@ -321,7 +321,9 @@ IOP_EXPORT int iop_poll(iop_pool *pool);
  * known to be short itself (see iop_work_fn), which is faster than a
  * hand-off: such jobs its callbacks submit then wake no worker, unless
  * together they are more work than a wake-up costs (one worker shares
- * them) or it returns with them still queued.
+ * them: the callbacks hand it theirs two at a time, and when it runs out
+ * it takes the next ones of this thread's batch) or it returns with them
+ * still queued.
  * While every job that runs keeps its CPU busy and more wait in the queue,
  * it may take up to 1 ms longer to see a job end, so that it wakes once
  * for several callbacks rather than once each; the descriptor, polled
