@@ -77,17 +77,24 @@ void iop__hold_check(struct iop_pool *pool, bool keep)
  * Put a callback job on the completion stack; wake the poller if it was
  * empty.  Only the push onto an empty stack needs to: any later push lands
  * in a batch that the poller has yet to take.  A job ending on the polling
- * thread itself (a read served at submit inside a callback, a batch that
- * iop_wait() runs) goes on that thread's own list instead, which costs no
- * atomic operation on the line the workers push to, and wakes no one: the
- * poll takes the list with the stack, or rings when it stops.
+ * thread itself wakes no one: the poll takes the stack again, or rings
+ * when it stops.  A plain one (@own: a read served at submit inside a
+ * callback, a batch that iop_wait() runs) goes on that thread's own list
+ * instead, which costs no atomic operation on the line the workers push
+ * to and is taken with the stack; jobs that end under the lock (chains,
+ * groups, cancels) keep to the stack, whose order is the order they ended
+ * in, so that the callbacks of a chain run in chain order wherever its
+ * jobs ran.
  */
-static void push_done(struct iop_job *job)
+static void push_done(struct iop_job *job, bool own)
 {
 	struct iop_pool *pool = iop__job_pool(job);
 
 	if (iop__current == pool || iop__polling == pool) {
-		iop__queue_push(&pool->own, &job->node);
+		if (own)
+			iop__queue_push(&pool->own, &job->node);
+		else
+			iop__stack_push(&pool->done, &job->node);
 		pool->self_pushed = true;
 		return;
 	}
@@ -97,7 +104,7 @@ static void push_done(struct iop_job *job)
 
 void iop__push_done_locked(struct iop_job *job)
 {
-	push_done(job);
+	push_done(job, false);
 }
 
 /* Called by a worker once @job->result is set. */
@@ -113,7 +120,7 @@ void iop__complete(struct iop_job *job)
 		return;
 	}
 	atomic_store_explicit(&job->state, IOP__DONE, memory_order_relaxed);
-	push_done(job);
+	push_done(job, true);
 }
 
 /* The same for a worker's job that may hold its ring back (see above). */

@@ -517,9 +517,9 @@ struct iop_pool {
 	struct iop__node *pcache;	/* free jobs for those submits */
 	unsigned npcache;
 	struct iop__node *ready;	/* taken, not yet run (a budget) */
-	struct iop__queue own;		/* callback jobs that ended on this
-					 * thread: no atomic push, taken
-					 * with pool->done */
+	struct iop__queue own;		/* plain callback jobs that ended on
+					 * this thread: no atomic push,
+					 * taken with pool->done */
 	bool in_wait;			/* inside iop_wait(), which runs
 					 * short jobs it queued itself */
 	bool owe_wake;			/* short jobs were queued with no

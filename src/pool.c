@@ -23,11 +23,11 @@
  *        at its cap parks the job in the lane; a passed deadline ends it),
  *        mark it RUNNING, drop the lock, run it (ops.c)
  *   completion (complete.c)
- *     -> callback job: push it onto pool->done, a lock-free stack (one
- *        that ends on the polling thread goes on that thread's own list,
- *        taken with the stack); the push that finds the stack empty
- *        writes the eventfd, so a burst of completions costs one write
- *        (while jobs that keep their CPUs busy run and more wait, a
+ *     -> callback job: push it onto pool->done, a lock-free stack (a
+ *        plain one that ends on the polling thread goes on that thread's
+ *        own list, taken with the stack); the push that finds the stack
+ *        empty writes the eventfd, so a burst of completions costs one
+ *        write (while jobs that keep their CPUs busy run and more wait, a
  *        worker holds that write back until the queue runs low, so that
  *        iop_wait() wakes once for several; it sleeps no longer than 1 ms
  *        while it lets workers do so)
