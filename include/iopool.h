@@ -143,15 +143,20 @@ struct iop_options {
 	 * cached and sequential work without a crowd of threads on a small
 	 * machine, and is what libuv and libeio users already tune from.
 	 * Devices with deep queues (NVMe, network file systems) want more:
-	 * say 32 to 64 for cold random reads (QEMU's default is 64; reads on
-	 * O_DIRECT descriptors with a callback need none, see iop_read()).  The
+	 * say 32 to 64 for blocking calls that wait for them (QEMU's default
+	 * is 64).  Reads need fewer: a worker takes reads that miss the page
+	 * cache eight at a time, all at the device together, so 8 threads
+	 * keep 64 in flight; and reads on O_DIRECT descriptors with a
+	 * callback need none (see iop_read()).  The
 	 * limit is an upper bound: with 16 or more workers busy, a queued job
 	 * waits for one of them that is expected to come free within 0.4 ms
 	 * (from what their jobs' kinds took before; with fewer busy, for
 	 * proportionally less) rather than wake an idle one, so fewer threads
 	 * may take turns.  A job that has waited 1.6 ms wakes one anyway:
 	 * the pool's watchdog thread (also used for deadlines) starts the
-	 * first time a job is left waiting, and looks every 0.8 ms.
+	 * first time a job is left waiting, and looks every 0.8 ms.  For
+	 * reads that miss the page cache, one thread starts, or wakes, per
+	 * eight queued.
 	 */
 	unsigned threads;
 	/*
@@ -353,6 +358,18 @@ IOP_EXPORT int iop_wait(iop_pool *pool, int timeout_ms);
  * takes others beside it, so that cached reads keep two cores busy.
  * After an attempt that misses the page cache, the next 32 reads of the
  * same descriptor go to a worker untried.
+ *
+ * Reads that wait for the device (at an offset, up to 64 KiB, on a
+ * descriptor without O_DIRECT whose reads missed the page cache lately
+ * or take 0.02 ms or more) go to the workers up to eight at a time, as
+ * they stand in the queue: the worker asks the kernel to start all of
+ * them (posix_fadvise(2) POSIX_FADV_WILLNEED on exactly each read's
+ * range, so nothing else is read) and then reads them in order.  They
+ * reach the device together, and the worker mostly sleeps once for the
+ * eight rather than once each, which on a small machine costs more CPU
+ * than the reads.  Reads taken together are IOP_RUNNING from then on
+ * (iop_cancel() answers -EBUSY), and each callback comes when its own
+ * read is done.
  *
  * On Linux, a read at an offset on an O_DIRECT descriptor with a callback
  * goes to the device from the submitting thread, through the kernel's

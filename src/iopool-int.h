@@ -64,6 +64,17 @@
  * room for more, and a wake-up costs little next to the wait.
  */
 #define IOP__ABSORB_BUSY	16
+/*
+ * Reads that wait for the device (iop__device_read()) a worker takes this
+ * many at once, from the front of the queue: it asks the kernel to start
+ * them all before it waits for the first, so that they are at the device
+ * together, and one wake-up and mostly one sleep serve them all rather
+ * than one each (on a small machine the context switches cost more CPU
+ * than the reads).  Workers are woken for them one per this many queued.
+ */
+#define IOP__READ_BATCH		8
+/* The kind iop__take_run_locked() takes such reads as. */
+#define IOP__KIND_READS		UINT64_MAX
 /* Short jobs a worker takes at once, and their expected running time. */
 #define IOP__BATCH_MAX		256
 #define IOP__BATCH_NS		50000
@@ -621,6 +632,8 @@ uint64_t iop__job_kind(const struct iop_job *job);
 int64_t iop__estimate(const struct iop_pool *pool, uint64_t kind);
 void iop__estimate_add(struct iop_pool *pool, uint64_t kind, int64_t ns);
 bool iop__small(const struct iop_pool *pool, const struct iop_job *job);
+bool iop__device_read(struct iop_pool *pool, const struct iop_job *job);
+bool iop__device_read_next_locked(struct iop_pool *pool);
 bool iop__next_may_be_short_locked(const struct iop_pool *pool);
 struct iop_job *iop__take_small_locked(struct iop_pool *pool,
 				       const struct iop_job *want);

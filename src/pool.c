@@ -22,6 +22,11 @@
  *     -> pick the job under the lock (highest priority, with aging; a lane
  *        at its cap parks the job in the lane; a passed deadline ends it),
  *        mark it RUNNING, drop the lock, run it (ops.c)
+ *     -> reads that wait for the device (they missed the page cache, or
+ *        take long) go eight to a worker, woken one per eight queued: it
+ *        asks the kernel to start them all (posix_fadvise WILLNEED), then
+ *        reads them in order, so the device has them together and the
+ *        worker mostly sleeps once for the eight
  *   completion (complete.c)
  *     -> callback job: push it onto pool->done, a lock-free stack (a
  *        plain one that ends on the polling thread goes on that thread's

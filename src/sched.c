@@ -160,8 +160,28 @@ static unsigned absorbed_locked(struct iop_pool *pool,
 }
 
 /*
+ * For @n reads that wait for the device, just queued at the only
+ * priority level with jobs: one worker per IOP__READ_BATCH queued, since
+ * each takes that many from the front (iop__device_read()), and at least
+ * one if none is on its way.
+ */
+static unsigned device_wakes_locked(struct iop_pool *pool, unsigned n)
+{
+	uint64_t ahead = atomic_load_explicit(&pool->nqueued,
+					      memory_order_relaxed);
+	unsigned wake;
+
+	wake = (unsigned)((ahead + n + IOP__READ_BATCH - 1) / IOP__READ_BATCH -
+			  (ahead + IOP__READ_BATCH - 1) / IOP__READ_BATCH);
+	if (wake == 0 && !iop__worker_coming_locked(pool))
+		wake = 1;
+	return wake;
+}
+
+/*
  * How many workers to wake for @n jobs just queued, @first among them:
- * none if they are short and a worker running short jobs will come back
+ * one per IOP__READ_BATCH for reads that wait for the device; none if
+ * they are short and a worker running short jobs will come back
  * for them, one if they are short (it takes them in batches), else @n
  * less those that busy workers will take soon (absorbed_locked()).
  */
@@ -172,6 +192,9 @@ unsigned iop__wakes_for_locked(struct iop_pool *pool,
 
 	if (n == 0)
 		return 0;
+	if (iop__device_read(pool, first) &&
+	    (pool->runq.mask | 1u << level_of(first)) == 1u << level_of(first))
+		return device_wakes_locked(pool, n);
 	if (first->xflags || !iop__small(pool, first))
 		return n - absorbed_locked(pool, first, n);
 	if (pool->nsmall == 0)
@@ -488,11 +511,21 @@ bool iop__next_may_be_short_locked(const struct iop_pool *pool)
 	return iop__estimate(pool, iop__job_kind(job)) < IOP__SMALL_NS;
 }
 
+/* Whether @job belongs in a batch of @kind (see below). */
+static bool batch_member(struct iop_pool *pool, const struct iop_job *job,
+			 uint64_t kind)
+{
+	if (kind == IOP__KIND_READS)
+		return iop__device_read(pool, job);
+	return !job->xflags && iop__job_kind(job) == kind;
+}
+
 /*
  * For a batch: take up to @max jobs of @kind off the head of the queue in
  * one step, as long as they are plain ones at the only priority level
- * with jobs, the ones iop__take_small_locked() would take one by one.
- * Returns how many it put in @out.
+ * with jobs: the ones iop__take_small_locked() would take one by one, or
+ * with IOP__KIND_READS, reads that wait for the device, of any
+ * descriptor.  Returns how many it put in @out.
  */
 unsigned iop__take_run_locked(struct iop_pool *pool, uint64_t kind,
 			      struct iop_job **out, unsigned max)
@@ -509,7 +542,7 @@ unsigned iop__take_run_locked(struct iop_pool *pool, uint64_t kind,
 	q = &rq->level[lvl];
 	for (n = q->head; n && k < max; n = n->next) {
 		job = iop__job_of(n);
-		if (job->xflags || iop__job_kind(job) != kind)
+		if (!batch_member(pool, job, kind))
 			break;
 		atomic_store_explicit(&job->state, IOP__RUNNING,
 				      memory_order_relaxed);
@@ -681,6 +714,45 @@ enum read_way {
 	WAY_SKIP,	/* missed lately: a worker reads it */
 	WAY_DIRECT,	/* O_DIRECT: into the kernel (aio.c) */
 };
+
+/*
+ * Whether @job is a read that waits for the device: a plain read at an
+ * offset, of at most IOP__NOWAIT_MAX bytes (a bigger one takes long
+ * copying too), on a descriptor last seen without O_DIRECT (asking the
+ * kernel for its data ahead fills the page cache, which O_DIRECT reads
+ * pass by), whose reads missed the page cache lately (an attempt at
+ * submit, within IOP__NOWAIT_SKIP reads) or are not short: a cached read
+ * would be.  A number closed and reused as O_DIRECT is seen as such after
+ * at most IOP__NOWAIT_RECHECK reads.
+ */
+bool iop__device_read(struct iop_pool *pool, const struct iop_job *job)
+{
+	const struct iop__req *req = &job->req;
+	uint64_t w;
+
+	if (job->xflags || req->op != IOP__OP_READ ||
+	    req->u.rw.offset < 0 || req->u.rw.len == 0 ||
+	    req->u.rw.len > IOP__NOWAIT_MAX)
+		return false;
+	w = atomic_load_explicit(&pool->nowait[(unsigned)req->fd %
+					       IOP__NOWAIT_FDS],
+				 memory_order_relaxed);
+	if (w == 0 || NW_FD(w) != req->fd || (w & NW_DIRECT))
+		return false;
+	return NW_SKIP(w) > 0 ||
+	       iop__estimate(pool, iop__job_kind(job)) >= IOP__SMALL_NS;
+}
+
+/* Whether the job a worker would take next is such a read, with more of
+ * them for it to take (one priority level has jobs). */
+bool iop__device_read_next_locked(struct iop_pool *pool)
+{
+	const struct iop__runq *rq = &pool->runq;
+
+	return rq->mask && !(rq->mask & (rq->mask - 1)) &&
+	       iop__device_read(pool, iop__job_of(
+		       rq->level[__builtin_ctz(rq->mask)].head));
+}
 
 /* How to read @fd now, keeping what was learnt up to date. */
 static enum read_way read_way(_Atomic uint64_t *slot, int fd)

@@ -11,6 +11,7 @@
 #include "iopool-int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -114,7 +115,7 @@ void iop__unlock_waking(struct iop_pool *pool)
  */
 int iop__wake_locked(struct iop_pool *pool, unsigned n)
 {
-	unsigned nthreads;
+	unsigned nthreads, per;
 	int err = 0;
 
 	if (pool->flags & IOP_POOL_INLINE)
@@ -126,11 +127,13 @@ int iop__wake_locked(struct iop_pool *pool, unsigned n)
 		else
 			pthread_cond_signal(&pool->work_cond);
 	}
+	/* Reads that wait for the device go IOP__READ_BATCH to a worker. */
+	per = iop__device_read_next_locked(pool) ? IOP__READ_BATCH : 1;
 	for (;;) {
 		nthreads = threads(pool);
 		if (err || nthreads >= pool->max_threads ||
 		    atomic_load_explicit(&pool->nqueued, memory_order_relaxed)
-		    <= pool->nidle + pool->nstarting ||
+		    <= (pool->nidle + pool->nstarting) * per ||
 		    atomic_load_explicit(&pool->shutdown, memory_order_relaxed))
 			break;
 		err = iop__spawn_locked(pool);
@@ -633,14 +636,33 @@ static long voluntary_switches(void)
 	return -1;
 }
 
+/*
+ * Ask the kernel to start reading what the @n reads of @jobs (on
+ * descriptors without O_DIRECT) want, so that the device has them all
+ * while this worker waits for the first.  Only advice: a read the kernel
+ * does not start here starts when the worker reads.
+ */
+static void read_ahead(struct iop_job *const *jobs, unsigned n)
+{
+	const struct iop__req *req;
+
+	for (unsigned i = 0; i < n; i++) {
+		req = &jobs[i]->req;
+		(void)posix_fadvise(req->fd, (off_t)req->u.rw.offset,
+				    (off_t)req->u.rw.len,
+				    POSIX_FADV_WILLNEED);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct iop__worker *w = arg;
 	struct iop_pool *pool = w->pool;
 	struct iop_lane *lane;
 	struct iop_job *job;
-	int64_t now = 0;
+	int64_t now = 0, start = 0;
 	bool was_small = false, spun = false, hold, sample;
+	unsigned nreads, i;
 	long switches = 0;
 
 	pthread_mutex_lock(&pool->lock);
@@ -681,7 +703,14 @@ static void *worker_main(void *arg)
 		spun = false;
 		atomic_store_explicit(&job->state, IOP__RUNNING,
 				      memory_order_relaxed);
-		if (iop__small(pool, job) && !job->xflags) {
+		/* A read that waits for the device: such reads queued
+		 * right behind it come along. */
+		nreads = 0;
+		if (iop__device_read(pool, job))
+			nreads = iop__take_run_locked(pool, IOP__KIND_READS,
+						      w->batch + 1,
+						      IOP__READ_BATCH - 1);
+		else if (iop__small(pool, job) && !job->xflags) {
 			run_batch_locked(w, job, &now);
 			was_small = true;
 			continue;
@@ -703,11 +732,23 @@ static void *worker_main(void *arg)
 			 ++w->njobs % IOP__BLOCK_SAMPLE == 0;
 		if (sample)
 			switches = voluntary_switches();
+		if (nreads) {
+			w->batch[0] = job;
+			now = start = pool->flags & IOP_POOL_NO_TIMING ?
+				      0 : iop__now_ns();
+			read_ahead(w->batch, nreads + 1);
+		}
 		run_job(pool, job, &w->started, &w->due, &w->stats, &now,
 			hold);
 		if (sample)
 			w->blocks = switches < 0 ||
 				    voluntary_switches() != switches;
+		/* Each ran from when its read was asked for. */
+		for (i = 1; i <= nreads; i++) {
+			now = start;
+			run_job(pool, w->batch[i], &w->started, &w->due,
+				&w->stats, &now, hold);
+		}
 
 		pthread_mutex_lock(&pool->lock);
 		pool->nrunning--;

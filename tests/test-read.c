@@ -919,6 +919,152 @@ START_TEST(test_read_after_miss_skips_attempt)
 	close(fd);
 }
 END_TEST
+
+#define COLD_SIZE (4u << 20)		/* 1024 blocks */
+#define COLD_READS 64
+
+/* A pattern file of COLD_SIZE bytes, none of it in the page cache, with
+ * no read-ahead: a read brings in its page alone.  Mapped at *@map. */
+static int cold_file(unsigned char **map)
+{
+	int fd = make_pattern_file(COLD_SIZE, SEED);
+
+	*map = mmap(NULL, COLD_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(*map, MAP_FAILED);
+	ck_assert_int_eq(fdatasync(fd), 0);
+	ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);
+	ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	for (uint64_t b = 0; b < COLD_SIZE / 4096; b++)
+		ck_assert_msg(!page_resident(*map, b),
+			      "the test file's pages stay in the cache");
+	return fd;
+}
+
+static unsigned resident_pages(const unsigned char *map)
+{
+	unsigned n = 0;
+
+	for (uint64_t b = 0; b < COLD_SIZE / 4096; b++)
+		n += page_resident(map, b);
+	return n;
+}
+
+/* Read block @block of @fd through @pool, in a held batch of its own if
+ * @held, and check it. */
+static void read_block(iop_pool *pool, int fd, uint64_t block, bool held)
+{
+	struct slot one;
+
+	slot_aligned(&one, block * 4096, 4096);
+	if (held)
+		ck_assert_int_eq(iop_batch_begin(pool), 0);
+	ck_assert_ptr_nonnull(iop_read(pool, fd, one.buf, 4096,
+				       (int64_t)one.off, slot_done, &one));
+	if (held)
+		ck_assert_int_eq(iop_batch_end(pool), 1);
+	drain_until(pool, &one.calls, 1);
+	check_against_pread(fd, &one);
+	free(one.buf);
+}
+
+/*
+ * Two reads, then COLD_READS reads of other blocks handed over at once
+ * (a held batch), through @pool; each callback runs once, with the
+ * file's bytes.  The first two teach the pool about @fd: the first is
+ * tried at submit (and the kernel's answer says how @fd is opened), the
+ * second, held, goes to a worker untried, which waits for the device as
+ * long as a read of it takes.
+ */
+static void cold_reads(iop_pool *pool, int fd)
+{
+	struct slot *s = calloc(COLD_READS, sizeof(*s));
+
+	ck_assert_ptr_nonnull(s);
+	read_block(pool, fd, 1000, false);
+	read_block(pool, fd, 1010, true);
+	ck_assert_int_eq(iop_batch_begin(pool), 0);
+	for (unsigned i = 0; i < COLD_READS; i++) {
+		slot_aligned(&s[i], (uint64_t)(i * 13 + 7) * 4096, 4096);
+		ck_assert_ptr_nonnull(iop_read(pool, fd, s[i].buf, 4096,
+					       (int64_t)s[i].off, slot_done,
+					       &s[i]));
+	}
+	ck_assert_int_eq(iop_batch_end(pool), COLD_READS);
+	for (unsigned i = 0; i < COLD_READS; i++)
+		drain_until(pool, &s[i].calls, 1);
+	ck_assert_int_eq(iop_poll(pool), 0);	/* nothing twice */
+	for (unsigned i = 0; i < COLD_READS; i++) {
+		check_against_pread(fd, &s[i]);
+		free(s[i].buf);
+	}
+	free(s);
+}
+
+/* Whether RWF_NOWAIT works on @fd's file: block @block, read into the
+ * cache first, comes back with it. */
+static bool nowait_works(int fd, uint64_t block)
+{
+	unsigned char *buf = aligned_buf(4096);
+	struct iovec iov = { buf, 4096 };
+	bool works;
+
+	ck_assert_int_eq(pread(fd, buf, 4096, (off_t)(block * 4096)), 4096);
+	works = preadv2(fd, &iov, 1, (off_t)(block * 4096), RWF_NOWAIT) ==
+		4096;
+	free(buf);
+	return works;
+}
+
+/*
+ * Reads that wait for the device share workers: the 64 cold reads of one
+ * file handed over together start at most one worker per eight of them
+ * (a worker each would start 64), and what the workers ask the kernel to
+ * read ahead is exactly those reads' pages, nothing around them.  (The
+ * pool knows that they wait from the first read's miss at submit; where
+ * RWF_NOWAIT does not work, only from how long reads take, which depends
+ * on the device: then the number of workers is not checked.)
+ */
+START_TEST(test_read_cold_reads_share_workers)
+{
+	struct iop_options opts = { .threads = COLD_READS };
+	iop_pool *pool = pool_new_opts(&opts);
+	unsigned char *map;
+	int fd = cold_file(&map);
+	bool nowait = nowait_works(fd, 1023);
+
+	cold_reads(pool, fd);
+	if (nowait)
+		ck_assert_uint_le(threads_started(pool), 1 + COLD_READS / 8);
+	ck_assert_uint_eq(resident_pages(map), 3 + COLD_READS);
+	iop_pool_destroy(pool);
+	munmap(map, COLD_SIZE);
+	close(fd);
+}
+END_TEST
+
+/*
+ * O_DIRECT reads that go to the workers (IOP_POOL_NO_AIO) are not read
+ * ahead: the page cache, which they pass by, stays empty.
+ */
+START_TEST(test_read_direct_on_workers_not_read_ahead)
+{
+	struct iop_options opts = {
+		.threads = COLD_READS, .flags = IOP_POOL_NO_AIO,
+	};
+	iop_pool *pool = pool_new_opts(&opts);
+	unsigned char *map;
+	int fd = cold_file(&map), fl = fcntl(fd, F_GETFL);
+
+	ck_assert_int_ge(fl, 0);
+	ck_assert_msg(fcntl(fd, F_SETFL, fl | O_DIRECT) == 0,
+		      "O_DIRECT on the test file: %s", strerror(errno));
+	cold_reads(pool, fd);
+	ck_assert_uint_eq(resident_pages(map), 0);
+	iop_pool_destroy(pool);
+	munmap(map, COLD_SIZE);
+	close(fd);
+}
+END_TEST
 #endif
 
 static Suite *read_suite(void)
@@ -932,6 +1078,8 @@ static Suite *read_suite(void)
 	tcase_add_test(tc, test_read_in_wait_callback_is_queued);
 #if defined(HAVE_PREADV2) && HAVE_DECL_RWF_NOWAIT
 	tcase_add_test(tc, test_read_after_miss_skips_attempt);
+	tcase_add_test(tc, test_read_cold_reads_share_workers);
+	tcase_add_test(tc, test_read_direct_on_workers_not_read_ahead);
 #endif
 	tcase_add_test(tc, test_read_short_at_eof_returns_rest);
 	tcase_add_test(tc, test_read_len_zero_returns_zero);
