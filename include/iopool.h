@@ -156,7 +156,8 @@ struct iop_options {
 	 * the pool's watchdog thread (also used for deadlines) starts the
 	 * first time a job is left waiting, and looks every 0.8 ms.  For
 	 * reads that miss the page cache, one thread starts, or wakes, per
-	 * eight queued.
+	 * eight queued; for reads that copy from it (more than 64 KiB), no
+	 * more than one per CPU (see iop_read()).
 	 */
 	unsigned threads;
 	/*
@@ -370,6 +371,14 @@ IOP_EXPORT int iop_wait(iop_pool *pool, int timeout_ms);
  * than the reads.  Reads taken together are IOP_RUNNING from then on
  * (iop_cancel() answers -EBUSY), and each callback comes when its own
  * read is done.
+ *
+ * Reads of more than 64 KiB at an offset that the page cache serves (on
+ * a descriptor without O_DIRECT whose reads have not missed it lately,
+ * at 2 GB/s or more) keep a CPU busy copying: no more workers wake or
+ * start for them than there are CPUs, and a worker that ends one takes
+ * the next, since threads taking turns on a CPU copy slower than one
+ * thread per CPU.  If such reads stay queued for 1.6 ms, the watchdog
+ * wakes workers for them anyway.
  *
  * On Linux, a read at an offset on an O_DIRECT descriptor with a callback
  * goes to the device from the submitting thread, through the kernel's

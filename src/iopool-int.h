@@ -459,6 +459,8 @@ struct iop_pool {
 	unsigned nawaiting;		/* threads in iop_await(); lock */
 	unsigned nblocked;		/* submits waiting for room; lock */
 	unsigned nrunning;		/* workers running jobs; lock */
+	unsigned ncopying;		/* of those, reads that copy
+					 * (iop__copy_read()); lock */
 	bool spinning;			/* a worker looks for short jobs
 					 * without the lock; lock */
 	bool watching;			/* an idle worker watches batches;
@@ -606,6 +608,7 @@ bool iop__pool_forked(const struct iop_pool *pool);
 /* worker.c */
 int iop__spawn_locked(struct iop_pool *pool);
 int iop__wake_locked(struct iop_pool *pool, unsigned n);
+int iop__wake_any_locked(struct iop_pool *pool, unsigned n);
 void iop__lock_waking(struct iop_pool *pool);
 void iop__unlock_waking(struct iop_pool *pool);
 void iop__run_here(struct iop_pool *pool, struct iop_job *job);
@@ -634,6 +637,8 @@ void iop__estimate_add(struct iop_pool *pool, uint64_t kind, int64_t ns);
 bool iop__small(const struct iop_pool *pool, const struct iop_job *job);
 bool iop__device_read(struct iop_pool *pool, const struct iop_job *job);
 bool iop__device_read_next_locked(struct iop_pool *pool);
+bool iop__copy_read(struct iop_pool *pool, const struct iop_job *job);
+bool iop__copy_read_next_locked(struct iop_pool *pool);
 bool iop__next_may_be_short_locked(const struct iop_pool *pool);
 struct iop_job *iop__take_small_locked(struct iop_pool *pool,
 				       const struct iop_job *want);

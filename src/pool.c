@@ -27,6 +27,9 @@
  *        asks the kernel to start them all (posix_fadvise WILLNEED), then
  *        reads them in order, so the device has them together and the
  *        worker mostly sleeps once for the eight
+ *     -> reads bigger than 64 KiB that the page cache serves are copying:
+ *        no more workers wake or start for them than there are CPUs, and
+ *        one that ends such a read takes the next
  *   completion (complete.c)
  *     -> callback job: push it onto pool->done, a lock-free stack (a
  *        plain one that ends on the polling thread goes on that thread's

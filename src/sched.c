@@ -175,13 +175,27 @@ static unsigned device_wakes_locked(struct iop_pool *pool, unsigned n)
 			  (ahead + IOP__READ_BATCH - 1) / IOP__READ_BATCH);
 	if (wake == 0 && !iop__worker_coming_locked(pool))
 		wake = 1;
+	/* If the worker they are left to is stuck in one, the watchdog
+	 * wakes another. */
+	if (wake == 0 && !arm_stale_check_locked(pool, iop__now_ns()))
+		wake = 1;
 	return wake;
+}
+
+/* Workers that may start reads that copy now, one per CPU: those not
+ * running one already and not on their way to. */
+static unsigned copy_room_locked(const struct iop_pool *pool)
+{
+	unsigned busy = pool->ncopying + pool->nwakeups;
+
+	return busy < pool->ncpus ? pool->ncpus - busy : 0;
 }
 
 /*
  * How many workers to wake for @n jobs just queued, @first among them:
- * one per IOP__READ_BATCH for reads that wait for the device; none if
- * they are short and a worker running short jobs will come back
+ * one per IOP__READ_BATCH for reads that wait for the device; for reads
+ * that copy, no more than there are CPUs without one (a worker that ends
+ * one takes the next); none if they are short and a worker running short jobs will come back
  * for them, one if they are short (it takes them in batches), else @n
  * less those that busy workers will take soon (absorbed_locked()).
  */
@@ -195,6 +209,15 @@ unsigned iop__wakes_for_locked(struct iop_pool *pool,
 	if (iop__device_read(pool, first) &&
 	    (pool->runq.mask | 1u << level_of(first)) == 1u << level_of(first))
 		return device_wakes_locked(pool, n);
+	if (iop__copy_read(pool, first)) {
+		n -= absorbed_locked(pool, first, n);
+		back = copy_room_locked(pool);
+		/* Left to workers running reads; if those are stuck, the
+		 * watchdog wakes others. */
+		if (back < n && !arm_stale_check_locked(pool, iop__now_ns()))
+			back = n;
+		return n < back ? n : back;
+	}
 	if (first->xflags || !iop__small(pool, first))
 		return n - absorbed_locked(pool, first, n);
 	if (pool->nsmall == 0)
@@ -716,8 +739,9 @@ enum read_way {
 };
 
 /*
- * Whether @job is a read that waits for the device: a plain read at an
- * offset, of at most IOP__NOWAIT_MAX bytes (a bigger one takes long
+ * Whether @job is a read that waits for the device (never in a pool
+ * without timing, which has no watchdog to fall back on): a plain read at
+ * an offset, of at most IOP__NOWAIT_MAX bytes (a bigger one takes long
  * copying too), on a descriptor last seen without O_DIRECT (asking the
  * kernel for its data ahead fills the page cache, which O_DIRECT reads
  * pass by), whose reads missed the page cache lately (an attempt at
@@ -732,7 +756,8 @@ bool iop__device_read(struct iop_pool *pool, const struct iop_job *job)
 
 	if (job->xflags || req->op != IOP__OP_READ ||
 	    req->u.rw.offset < 0 || req->u.rw.len == 0 ||
-	    req->u.rw.len > IOP__NOWAIT_MAX)
+	    req->u.rw.len > IOP__NOWAIT_MAX ||
+	    (pool->flags & IOP_POOL_NO_TIMING))
 		return false;
 	w = atomic_load_explicit(&pool->nowait[(unsigned)req->fd %
 					       IOP__NOWAIT_FDS],
@@ -752,6 +777,45 @@ bool iop__device_read_next_locked(struct iop_pool *pool)
 	return rq->mask && !(rq->mask & (rq->mask - 1)) &&
 	       iop__device_read(pool, iop__job_of(
 		       rq->level[__builtin_ctz(rq->mask)].head));
+}
+
+/*
+ * Whether @job is a read that keeps a CPU busy copying (never in a pool
+ * without timing, as above): a plain read at an offset, bigger than
+ * IOP__NOWAIT_MAX, on a descriptor last seen without O_DIRECT whose
+ * reads have not missed the page cache lately, and not timed yet or
+ * served at 2 GB/s or more (the page cache serves
+ * several; a device that keeps up is fast enough for two cores' worth of
+ * reads in flight too).  Such reads gain nothing from more threads than
+ * CPUs, and lose to them: threads taking turns on a CPU cost switches,
+ * and move between CPUs and lose their caches.
+ */
+bool iop__copy_read(struct iop_pool *pool, const struct iop_job *job)
+{
+	const struct iop__req *req = &job->req;
+	int64_t est;
+	uint64_t w;
+
+	if (job->xflags || req->op != IOP__OP_READ ||
+	    req->u.rw.offset < 0 || req->u.rw.len <= IOP__NOWAIT_MAX ||
+	    (pool->flags & IOP_POOL_NO_TIMING))
+		return false;
+	w = atomic_load_explicit(&pool->nowait[(unsigned)req->fd %
+					       IOP__NOWAIT_FDS],
+				 memory_order_relaxed);
+	if (w == 0 || NW_FD(w) != req->fd || (w & NW_DIRECT) || NW_SKIP(w))
+		return false;
+	est = iop__estimate(pool, iop__job_kind(job));
+	return est < 0 || (uint64_t)est < req->u.rw.len / 2;
+}
+
+/* Whether the job a worker would take next is such a read. */
+bool iop__copy_read_next_locked(struct iop_pool *pool)
+{
+	const struct iop__runq *rq = &pool->runq;
+
+	return rq->mask && iop__copy_read(pool, iop__job_of(
+		rq->level[peek_level(rq)].head));
 }
 
 /* How to read @fd now, keeping what was learnt up to date. */
@@ -1298,8 +1362,9 @@ static int64_t stale_check_locked(struct iop_pool *pool, int64_t now)
 	if (now < pool->stale_check)
 		return pool->stale_check;
 	if (stale_locked(pool, now))
-		iop__wake_locked(pool, (unsigned)atomic_load_explicit(
-					 &pool->nqueued, memory_order_relaxed));
+		iop__wake_any_locked(pool, (unsigned)atomic_load_explicit(
+					     &pool->nqueued,
+					     memory_order_relaxed));
 	pool->stale_check = pool->runq.mask ? now + 2 * IOP__ABSORB_NS : 0;
 	return pool->stale_check ? pool->stale_check : INT64_MAX;
 }

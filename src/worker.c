@@ -110,12 +110,17 @@ void iop__unlock_waking(struct iop_pool *pool)
 /*
  * @n jobs were queued: wake up to @n idle workers that no earlier signal
  * is already waking, and start threads while the queue holds more jobs
- * than idle and starting threads can take.  Returns 0, or the -errno of a
- * thread that could not be started (the pool goes on with what it has).
+ * than idle and starting threads can take: reads that wait for the
+ * device count IOP__READ_BATCH to a thread, and no thread starts for
+ * reads that copy once there is one per CPU for them (iop__copy_read()),
+ * unless @any (the queue's oldest job has waited too long).  Returns 0,
+ * or the -errno of a thread that could not be started (the pool goes on
+ * with what it has).
  */
-int iop__wake_locked(struct iop_pool *pool, unsigned n)
+static int wake_locked(struct iop_pool *pool, unsigned n, bool any)
 {
-	unsigned nthreads, per;
+	unsigned nthreads, per = 1;
+	bool copy = false;
 	int err = 0;
 
 	if (pool->flags & IOP_POOL_INLINE)
@@ -127,18 +132,33 @@ int iop__wake_locked(struct iop_pool *pool, unsigned n)
 		else
 			pthread_cond_signal(&pool->work_cond);
 	}
-	/* Reads that wait for the device go IOP__READ_BATCH to a worker. */
-	per = iop__device_read_next_locked(pool) ? IOP__READ_BATCH : 1;
+	if (!any) {
+		if (iop__device_read_next_locked(pool))
+			per = IOP__READ_BATCH;
+		copy = iop__copy_read_next_locked(pool);
+	}
 	for (;;) {
 		nthreads = threads(pool);
 		if (err || nthreads >= pool->max_threads ||
 		    atomic_load_explicit(&pool->nqueued, memory_order_relaxed)
 		    <= (pool->nidle + pool->nstarting) * per ||
+		    (copy && pool->ncopying + pool->nidle + pool->nstarting >=
+			     pool->ncpus) ||
 		    atomic_load_explicit(&pool->shutdown, memory_order_relaxed))
 			break;
 		err = iop__spawn_locked(pool);
 	}
 	return err;
+}
+
+int iop__wake_locked(struct iop_pool *pool, unsigned n)
+{
+	return wake_locked(pool, n, false);
+}
+
+int iop__wake_any_locked(struct iop_pool *pool, unsigned n)
+{
+	return wake_locked(pool, n, true);
 }
 
 /* Run @job's work on this thread and set its result. */
@@ -661,7 +681,7 @@ static void *worker_main(void *arg)
 	struct iop_lane *lane;
 	struct iop_job *job;
 	int64_t now = 0, start = 0;
-	bool was_small = false, spun = false, hold, sample;
+	bool was_small = false, spun = false, hold, sample, copy;
 	unsigned nreads, i;
 	long switches = 0;
 
@@ -717,7 +737,9 @@ static void *worker_main(void *arg)
 		}
 		was_small = false;
 		lane = job->xflags & IOP__X_LANE ? job->x->lane : NULL;
+		copy = !nreads && iop__copy_read(pool, job);
 		pool->nrunning++;
+		pool->ncopying += copy;
 		/* Jobs still waiting, and this worker's jobs keep its CPU
 		 * busy: the callbacks can wait (see complete.c). */
 		hold = !w->blocks &&
@@ -752,6 +774,7 @@ static void *worker_main(void *arg)
 
 		pthread_mutex_lock(&pool->lock);
 		pool->nrunning--;
+		pool->ncopying -= copy;
 		if (lane)
 			iop__lane_release_locked(pool, lane);
 	}

@@ -1067,6 +1067,59 @@ START_TEST(test_read_direct_on_workers_not_read_ahead)
 END_TEST
 #endif
 
+/*
+ * Reads that copy from the page cache take no more threads than there
+ * are CPUs: 24 cached reads of 1 MiB handed over at once, on a pool that
+ * may start twice as many threads as CPUs and more, start one per CPU,
+ * and each callback runs once with the file's bytes.
+ */
+START_TEST(test_read_copies_take_a_thread_per_cpu)
+{
+	const unsigned n = 24, mib = 1u << 20;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct iop_options opts = { .threads = 2 * (unsigned)cpus + 2 };
+	iop_pool *pool;
+	struct slot *s = calloc(n, sizeof(*s));
+	unsigned char *ref = aligned_buf(mib);
+	int fd = make_pattern_file((size_t)n * mib, SEED);
+
+	ck_assert_int_ge(cpus, 1);
+	ck_assert_ptr_nonnull(s);
+	if (opts.threads > IOP_THREADS_MAX)
+		opts.threads = IOP_THREADS_MAX;
+	pool = pool_new_opts(&opts);
+	/* The first read shows the pool the descriptor. */
+	slot_aligned(&s[0], 0, mib);
+	ck_assert_ptr_nonnull(iop_read(pool, fd, s[0].buf, mib, 0, slot_done,
+				       &s[0]));
+	drain_until(pool, &s[0].calls, 1);
+	ck_assert_int_eq(iop_batch_begin(pool), 0);
+	for (unsigned i = 1; i < n; i++) {
+		slot_aligned(&s[i], (uint64_t)i * mib, mib);
+		ck_assert_ptr_nonnull(iop_read(pool, fd, s[i].buf, mib,
+					       (int64_t)s[i].off, slot_done,
+					       &s[i]));
+	}
+	ck_assert_int_eq(iop_batch_end(pool), (int)n - 1);
+	for (unsigned i = 1; i < n; i++)
+		drain_until(pool, &s[i].calls, 1);
+	ck_assert_int_eq(iop_poll(pool), 0);	/* nothing twice */
+	ck_assert_uint_le(threads_started(pool), (uint64_t)cpus);
+	for (unsigned i = 0; i < n; i++) {
+		ck_assert_int_eq(load_int(&s[i].calls), 1);
+		ck_assert_int_eq(load_long(&s[i].result), (long)mib);
+		ck_assert_int_eq(pread(fd, ref, mib, (off_t)s[i].off),
+				 (ssize_t)mib);
+		ck_assert_int_eq(memcmp(s[i].buf, ref, mib), 0);
+		free(s[i].buf);
+	}
+	iop_pool_destroy(pool);
+	free(ref);
+	free(s);
+	close(fd);
+}
+END_TEST
+
 static Suite *read_suite(void)
 {
 	Suite *s = suite_create("read");
@@ -1081,6 +1134,7 @@ static Suite *read_suite(void)
 	tcase_add_test(tc, test_read_cold_reads_share_workers);
 	tcase_add_test(tc, test_read_direct_on_workers_not_read_ahead);
 #endif
+	tcase_add_test(tc, test_read_copies_take_a_thread_per_cpu);
 	tcase_add_test(tc, test_read_short_at_eof_returns_rest);
 	tcase_add_test(tc, test_read_len_zero_returns_zero);
 	tcase_add_test(tc, test_read_current_advances_position);
