@@ -374,11 +374,12 @@ IOP_EXPORT int iop_wait(iop_pool *pool, int timeout_ms);
  *
  * Reads of more than 64 KiB at an offset that the page cache serves (on
  * a descriptor without O_DIRECT whose reads have not missed it lately,
- * at 2 GB/s or more) keep a CPU busy copying: no more workers wake or
- * start for them than there are CPUs, and a worker that ends one takes
- * the next, since threads taking turns on a CPU copy slower than one
- * thread per CPU.  If such reads stay queued for 1.6 ms, the watchdog
- * wakes workers for them anyway.
+ * and whose last such read did not sleep in the kernel) keep a CPU busy
+ * copying: no more workers wake or start for them than there are CPUs,
+ * and a worker that ends one takes the next, since threads taking turns
+ * on a CPU copy slower than one thread per CPU.  If the workers running
+ * jobs start or end none for four times what such a read takes (1.6 ms
+ * at least) while reads wait, the watchdog wakes and starts more.
  *
  * On Linux, a read at an offset on an O_DIRECT descriptor with a callback
  * goes to the device from the submitting thread, through the kernel's

@@ -461,6 +461,9 @@ struct iop_pool {
 	unsigned nrunning;		/* workers running jobs; lock */
 	unsigned ncopying;		/* of those, reads that copy
 					 * (iop__copy_read()); lock */
+	int64_t t_moved;		/* when a worker last started or
+					 * ended a job (0 without timing);
+					 * lock */
 	bool spinning;			/* a worker looks for short jobs
 					 * without the lock; lock */
 	bool watching;			/* an idle worker watches batches;
@@ -637,7 +640,9 @@ void iop__estimate_add(struct iop_pool *pool, uint64_t kind, int64_t ns);
 bool iop__small(const struct iop_pool *pool, const struct iop_job *job);
 bool iop__device_read(struct iop_pool *pool, const struct iop_job *job);
 bool iop__device_read_next_locked(struct iop_pool *pool);
+bool iop__big_read(const struct iop_job *job);
 bool iop__copy_read(struct iop_pool *pool, const struct iop_job *job);
+void iop__read_slept(struct iop_pool *pool, int fd, bool slept);
 bool iop__copy_read_next_locked(struct iop_pool *pool);
 bool iop__next_may_be_short_locked(const struct iop_pool *pool);
 struct iop_job *iop__take_small_locked(struct iop_pool *pool,

@@ -720,13 +720,15 @@ static iop_job *overflow(struct iop_pool *pool, const struct iop__req *req,
  * is O_DIRECT (RWF_NOWAIT does not keep such a read from waiting for the
  * device; the kernel's asynchronous interface takes it instead), reads
  * left before its flags are looked at again (a number can be closed and
- * reused), and reads left that skip the attempt after one that missed
- * the page cache.
+ * reused), reads left that skip the attempt after one that missed the
+ * page cache, and whether the last read of more than IOP__NOWAIT_MAX
+ * bytes that a worker ran slept in the kernel (iop__read_slept()).
  */
 #define NW_FD(w)	((int)(uint32_t)(w))
 #define NW_DIRECT	((uint64_t)1 << 32)
 #define NW_CHECKS(w)	((unsigned)((w) >> 33 & 0xFFFF))
 #define NW_SKIP(w)	((unsigned)((w) >> 49 & 0xFF))
+#define NW_SLEPT	((uint64_t)1 << 57)
 #define NW_MAKE(fd, direct, checks, skip)				\
 	((uint64_t)(uint32_t)(fd) | ((direct) ? NW_DIRECT : 0) |	\
 	 (uint64_t)(checks) << 33 | (uint64_t)(skip) << 49)
@@ -779,34 +781,49 @@ bool iop__device_read_next_locked(struct iop_pool *pool)
 		       rq->level[__builtin_ctz(rq->mask)].head));
 }
 
+/* Whether @job is a read of more than IOP__NOWAIT_MAX bytes at an offset:
+ * one that may be mostly copying. */
+bool iop__big_read(const struct iop_job *job)
+{
+	return !job->xflags && job->req.op == IOP__OP_READ &&
+	       job->req.u.rw.offset >= 0 &&
+	       job->req.u.rw.len > IOP__NOWAIT_MAX;
+}
+
 /*
  * Whether @job is a read that keeps a CPU busy copying (never in a pool
- * without timing, as above): a plain read at an offset, bigger than
- * IOP__NOWAIT_MAX, on a descriptor last seen without O_DIRECT whose
- * reads have not missed the page cache lately, and not timed yet or
- * served at 2 GB/s or more (the page cache serves
- * several; a device that keeps up is fast enough for two cores' worth of
- * reads in flight too).  Such reads gain nothing from more threads than
- * CPUs, and lose to them: threads taking turns on a CPU cost switches,
- * and move between CPUs and lose their caches.
+ * without timing, as above): a big read (iop__big_read()) on a
+ * descriptor last seen without O_DIRECT whose reads have not missed the
+ * page cache lately, and whose last big read a worker ran did not sleep
+ * in the kernel.  Such reads gain nothing from more threads than CPUs,
+ * and lose to them: threads taking turns on a CPU cost switches, and
+ * move between CPUs and lose their caches.
  */
 bool iop__copy_read(struct iop_pool *pool, const struct iop_job *job)
 {
-	const struct iop__req *req = &job->req;
-	int64_t est;
 	uint64_t w;
 
-	if (job->xflags || req->op != IOP__OP_READ ||
-	    req->u.rw.offset < 0 || req->u.rw.len <= IOP__NOWAIT_MAX ||
-	    (pool->flags & IOP_POOL_NO_TIMING))
+	if (!iop__big_read(job) || (pool->flags & IOP_POOL_NO_TIMING))
 		return false;
-	w = atomic_load_explicit(&pool->nowait[(unsigned)req->fd %
+	w = atomic_load_explicit(&pool->nowait[(unsigned)job->req.fd %
 					       IOP__NOWAIT_FDS],
 				 memory_order_relaxed);
-	if (w == 0 || NW_FD(w) != req->fd || (w & NW_DIRECT) || NW_SKIP(w))
-		return false;
-	est = iop__estimate(pool, iop__job_kind(job));
-	return est < 0 || (uint64_t)est < req->u.rw.len / 2;
+	return w != 0 && NW_FD(w) == job->req.fd &&
+	       !(w & (NW_DIRECT | NW_SLEPT)) && !NW_SKIP(w);
+}
+
+/* A worker ran a big read of @fd: whether it @slept in the kernel (waited
+ * for the device) or only copied. */
+void iop__read_slept(struct iop_pool *pool, int fd, bool slept)
+{
+	_Atomic uint64_t *slot = &pool->nowait[(unsigned)fd % IOP__NOWAIT_FDS];
+	uint64_t w = atomic_load_explicit(slot, memory_order_relaxed);
+
+	/* A hint: a submit that stores the word meanwhile wins. */
+	if (w != 0 && NW_FD(w) == fd && !(w & NW_SLEPT) != !slept)
+		atomic_compare_exchange_strong_explicit(
+			slot, &w, w ^ NW_SLEPT, memory_order_relaxed,
+			memory_order_relaxed);
 }
 
 /* Whether the job a worker would take next is such a read. */
@@ -828,18 +845,22 @@ static enum read_way read_way(_Atomic uint64_t *slot, int fd)
 	if (w == 0 || NW_FD(w) != fd || NW_CHECKS(w) == 0) {
 		flags = fcntl(fd, F_GETFL);
 		direct = flags >= 0 && (flags & O_DIRECT);
-		/* The same descriptor keeps its count of reads to skip. */
-		w = NW_MAKE(fd, direct, IOP__NOWAIT_RECHECK,
-			    NW_FD(w) == fd ? NW_SKIP(w) : 0);
+		/* The same descriptor keeps its count of reads to skip,
+		 * and what its big reads did. */
+		w = NW_FD(w) == fd ?
+		    NW_MAKE(fd, direct, IOP__NOWAIT_RECHECK, NW_SKIP(w)) |
+		    (w & NW_SLEPT) :
+		    NW_MAKE(fd, direct, IOP__NOWAIT_RECHECK, 0);
 	}
 	direct = w & NW_DIRECT;
 	if (NW_SKIP(w) || direct) {
 		w = NW_MAKE(fd, direct, NW_CHECKS(w) - 1,
-			    NW_SKIP(w) ? NW_SKIP(w) - 1 : 0);
+			    NW_SKIP(w) ? NW_SKIP(w) - 1 : 0) | (w & NW_SLEPT);
 		atomic_store_explicit(slot, w, memory_order_relaxed);
 		return direct ? WAY_DIRECT : WAY_SKIP;
 	}
-	atomic_store_explicit(slot, NW_MAKE(fd, false, NW_CHECKS(w) - 1, 0),
+	atomic_store_explicit(slot, NW_MAKE(fd, false, NW_CHECKS(w) - 1, 0) |
+				    (w & NW_SLEPT),
 			      memory_order_relaxed);
 	return WAY_CACHED;
 }
@@ -852,7 +873,8 @@ static void nowait_missed(_Atomic uint64_t *slot, int fd)
 
 	if (NW_FD(w) == fd)
 		atomic_store_explicit(slot, NW_MAKE(fd, false, NW_CHECKS(w),
-						    IOP__NOWAIT_SKIP),
+						    IOP__NOWAIT_SKIP) |
+					    (w & NW_SLEPT),
 				      memory_order_relaxed);
 }
 
@@ -1351,9 +1373,29 @@ static bool expire_one_locked(struct iop_pool *pool, int64_t now,
 }
 
 /*
- * Jobs were left to busy workers (absorbed_locked()): once their time has
- * come, wake workers for the queue if its oldest job waited too long, and
- * look again while jobs are queued.  Returns when to look next.
+ * How long the workers may go without starting or ending a job before
+ * those that the queue was left to look stuck: four times the longer of IOP__ABSORB_NS
+ * and what the queue's next job is expected to take.
+ */
+static int64_t stuck_after_locked(const struct iop_pool *pool)
+{
+	const struct iop__runq *rq = &pool->runq;
+	int64_t est = -1;
+
+	if (rq->mask)
+		est = iop__estimate(pool, iop__job_kind(iop__job_of(
+			rq->level[peek_level(rq)].head)));
+	return 4 * (est > IOP__ABSORB_NS ? est : IOP__ABSORB_NS);
+}
+
+/*
+ * Jobs were left to busy workers (absorbed_locked(), reads left to
+ * workers that take several): once their time has come, wake workers for
+ * the queue if its oldest job waited too long, and look again while jobs
+ * are queued.  If workers run jobs but have not started or ended one for
+ * long either (stuck_after_locked()), those it was left to look stuck:
+ * wake and start threads for every queued job, whatever kind of read it
+ * is.  Returns when to look next.
  */
 static int64_t stale_check_locked(struct iop_pool *pool, int64_t now)
 {
@@ -1361,10 +1403,16 @@ static int64_t stale_check_locked(struct iop_pool *pool, int64_t now)
 		return INT64_MAX;
 	if (now < pool->stale_check)
 		return pool->stale_check;
-	if (stale_locked(pool, now))
-		iop__wake_any_locked(pool, (unsigned)atomic_load_explicit(
-					     &pool->nqueued,
-					     memory_order_relaxed));
+	if (stale_locked(pool, now)) {
+		unsigned n = (unsigned)atomic_load_explicit(
+			&pool->nqueued, memory_order_relaxed);
+
+		if (pool->nrunning > 0 &&
+		    now - pool->t_moved > stuck_after_locked(pool))
+			iop__wake_any_locked(pool, n);
+		else
+			iop__wake_locked(pool, n);
+	}
 	pool->stale_check = pool->runq.mask ? now + 2 * IOP__ABSORB_NS : 0;
 	return pool->stale_check ? pool->stale_check : INT64_MAX;
 }

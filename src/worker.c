@@ -485,6 +485,7 @@ static void run_batch_locked(struct iop__worker *w, struct iop_job *first,
 		atomic_store_explicit(&pool->nsmall, pool->nsmall - 1,
 				      memory_order_relaxed);
 	pool->nrunning--;
+	pool->t_moved = *now;
 	/* A worker held back for the helper's batch can go on. */
 	if (helper && pool->capped) {
 		pool->capped = false;
@@ -681,7 +682,8 @@ static void *worker_main(void *arg)
 	struct iop_lane *lane;
 	struct iop_job *job;
 	int64_t now = 0, start = 0;
-	bool was_small = false, spun = false, hold, sample, copy;
+	bool was_small = false, spun = false, hold, sample, copy, big;
+	int fd;
 	unsigned nreads, i;
 	long switches = 0;
 
@@ -740,6 +742,8 @@ static void *worker_main(void *arg)
 		copy = !nreads && iop__copy_read(pool, job);
 		pool->nrunning++;
 		pool->ncopying += copy;
+		if (!(pool->flags & IOP_POOL_NO_TIMING))
+			pool->t_moved = iop__now_ns();
 		/* Jobs still waiting, and this worker's jobs keep its CPU
 		 * busy: the callbacks can wait (see complete.c). */
 		hold = !w->blocks &&
@@ -749,9 +753,14 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&pool->lock);
 
 		iop__hold_check(pool, hold);
-		/* Not where the program asked for no per-job costs. */
-		sample = !(pool->flags & IOP_POOL_NO_TIMING) &&
-			 ++w->njobs % IOP__BLOCK_SAMPLE == 0;
+		/* Not where the program asked for no per-job costs; every
+		 * big read, whose sleeping or not decides whether such
+		 * reads copy (iop__copy_read()). */
+		fd = job->req.fd;
+		big = iop__big_read(job) &&
+		      !(pool->flags & IOP_POOL_NO_TIMING);
+		sample = (!(pool->flags & IOP_POOL_NO_TIMING) &&
+			  ++w->njobs % IOP__BLOCK_SAMPLE == 0) || big;
 		if (sample)
 			switches = voluntary_switches();
 		if (nreads) {
@@ -765,6 +774,8 @@ static void *worker_main(void *arg)
 		if (sample)
 			w->blocks = switches < 0 ||
 				    voluntary_switches() != switches;
+		if (big)
+			iop__read_slept(pool, fd, w->blocks);
 		/* Each ran from when its read was asked for. */
 		for (i = 1; i <= nreads; i++) {
 			now = start;
@@ -775,6 +786,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&pool->lock);
 		pool->nrunning--;
 		pool->ncopying -= copy;
+		pool->t_moved = now;
 		if (lane)
 			iop__lane_release_locked(pool, lane);
 	}

@@ -1067,11 +1067,22 @@ START_TEST(test_read_direct_on_workers_not_read_ahead)
 END_TEST
 #endif
 
+/* Whether this runs under valgrind, which preloads its own libraries. */
+static bool under_valgrind(void)
+{
+	const char *pre = getenv("LD_PRELOAD");
+
+	return pre && strstr(pre, "vgpreload");
+}
+
 /*
  * Reads that copy from the page cache take no more threads than there
  * are CPUs: 24 cached reads of 1 MiB handed over at once, on a pool that
  * may start twice as many threads as CPUs and more, start one per CPU,
- * and each callback runs once with the file's bytes.
+ * and each callback runs once with the file's bytes.  (Valgrind runs one
+ * thread at a time, so that a worker sleeps in the kernel whenever
+ * another wants to run: the pool then sees reads that wait, not copy,
+ * and the number of threads is not checked.)
  */
 START_TEST(test_read_copies_take_a_thread_per_cpu)
 {
@@ -1104,7 +1115,8 @@ START_TEST(test_read_copies_take_a_thread_per_cpu)
 	for (unsigned i = 1; i < n; i++)
 		drain_until(pool, &s[i].calls, 1);
 	ck_assert_int_eq(iop_poll(pool), 0);	/* nothing twice */
-	ck_assert_uint_le(threads_started(pool), (uint64_t)cpus);
+	if (!under_valgrind())
+		ck_assert_uint_le(threads_started(pool), (uint64_t)cpus);
 	for (unsigned i = 0; i < n; i++) {
 		ck_assert_int_eq(load_int(&s[i].calls), 1);
 		ck_assert_int_eq(load_long(&s[i].result), (long)mib);
