@@ -195,9 +195,10 @@ static unsigned copy_room_locked(const struct iop_pool *pool)
  * How many workers to wake for @n jobs just queued, @first among them:
  * one per IOP__READ_BATCH for reads that wait for the device; for reads
  * that copy, no more than there are CPUs without one (a worker that ends
- * one takes the next); none if they are short and a worker running short jobs will come back
- * for them, one if they are short (it takes them in batches), else @n
- * less those that busy workers will take soon (absorbed_locked()).
+ * one takes the next); none if they are short and a worker running
+ * short jobs will come back for them, one if they are short (it takes
+ * them in batches), else @n less those that busy workers will take soon
+ * (absorbed_locked()).
  */
 unsigned iop__wakes_for_locked(struct iop_pool *pool,
 			       const struct iop_job *first, unsigned n)
@@ -1374,8 +1375,8 @@ static bool expire_one_locked(struct iop_pool *pool, int64_t now,
 
 /*
  * How long the workers may go without starting or ending a job before
- * those that the queue was left to look stuck: four times the longer of IOP__ABSORB_NS
- * and what the queue's next job is expected to take.
+ * those that the queue was left to look stuck: four times the longer of
+ * IOP__ABSORB_NS and what the queue's next job is expected to take.
  */
 static int64_t stuck_after_locked(const struct iop_pool *pool)
 {

@@ -113,9 +113,9 @@ void iop__unlock_waking(struct iop_pool *pool)
  * than idle and starting threads can take: reads that wait for the
  * device count IOP__READ_BATCH to a thread, and no thread starts for
  * reads that copy once there is one per CPU for them (iop__copy_read()),
- * unless @any (the queue's oldest job has waited too long).  Returns 0,
- * or the -errno of a thread that could not be started (the pool goes on
- * with what it has).
+ * unless @any (the workers look stuck: see stale_check_locked()).
+ * Returns 0, or the -errno of a thread that could not be started (the
+ * pool goes on with what it has).
  */
 static int wake_locked(struct iop_pool *pool, unsigned n, bool any)
 {
@@ -739,7 +739,7 @@ static void *worker_main(void *arg)
 		}
 		was_small = false;
 		lane = job->xflags & IOP__X_LANE ? job->x->lane : NULL;
-		copy = !nreads && iop__copy_read(pool, job);
+		copy = iop__copy_read(pool, job);
 		pool->nrunning++;
 		pool->ncopying += copy;
 		if (!(pool->flags & IOP_POOL_NO_TIMING))
