@@ -104,7 +104,8 @@ static int start_watchdog_locked(struct iop_pool *pool);
 /*
  * Jobs are about to be left to busy workers: have the watchdog look at
  * the queue in a while, and wake workers then for jobs that waited too
- * long, whoever else is around.  False if it cannot run.
+ * long, whoever else is around.  @now is the time, or 0 to read the
+ * clock only if the check is not armed yet.  False if it cannot run.
  */
 static bool arm_stale_check_locked(struct iop_pool *pool, int64_t now)
 {
@@ -112,7 +113,7 @@ static bool arm_stale_check_locked(struct iop_pool *pool, int64_t now)
 		return true;
 	if (start_watchdog_locked(pool) != 0)
 		return false;
-	pool->stale_check = now + 2 * IOP__ABSORB_NS;
+	pool->stale_check = (now ? now : iop__now_ns()) + 2 * IOP__ABSORB_NS;
 	pthread_cond_signal(&pool->dl_cond);
 	return true;
 }
@@ -177,7 +178,7 @@ static unsigned device_wakes_locked(struct iop_pool *pool, unsigned n)
 		wake = 1;
 	/* If the worker they are left to is stuck in one, the watchdog
 	 * wakes another. */
-	if (wake == 0 && !arm_stale_check_locked(pool, iop__now_ns()))
+	if (wake == 0 && !arm_stale_check_locked(pool, 0))
 		wake = 1;
 	return wake;
 }
@@ -215,7 +216,7 @@ unsigned iop__wakes_for_locked(struct iop_pool *pool,
 		back = copy_room_locked(pool);
 		/* Left to workers running reads; if those are stuck, the
 		 * watchdog wakes others. */
-		if (back < n && !arm_stale_check_locked(pool, iop__now_ns()))
+		if (back < n && !arm_stale_check_locked(pool, 0))
 			back = n;
 		return n < back ? n : back;
 	}
