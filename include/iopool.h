@@ -379,7 +379,8 @@ IOP_EXPORT int iop_wait(iop_pool *pool, int timeout_ms);
  * and a worker that ends one takes the next, since threads taking turns
  * on a CPU copy slower than one thread per CPU.  If the workers running
  * jobs start or end none for four times what such a read takes (1.6 ms
- * at least) while reads wait, the watchdog wakes and starts more.
+ * at least) while reads wait, the watchdog wakes and starts more.  Pools
+ * created with IOP_POOL_NO_TIMING keep neither rule: a worker each.
  *
  * On Linux, a read at an offset on an O_DIRECT descriptor with a callback
  * goes to the device from the submitting thread, through the kernel's
