@@ -742,10 +742,9 @@ static void *worker_main(void *arg)
 		copy = iop__copy_read(pool, job);
 		pool->nrunning++;
 		pool->ncopying += copy;
-		/* The time run_job() starts the job at, too. */
-		if (!(pool->flags & IOP_POOL_NO_TIMING) && !now)
-			now = iop__now_ns();
-		pool->t_moved = now;
+		/* Ending the last job was moving too. */
+		if (!(pool->flags & IOP_POOL_NO_TIMING))
+			pool->t_moved = now ? now : iop__now_ns();
 		/* Jobs still waiting, and this worker's jobs keep its CPU
 		 * busy: the callbacks can wait (see complete.c). */
 		hold = !w->blocks &&
@@ -767,7 +766,8 @@ static void *worker_main(void *arg)
 			switches = voluntary_switches();
 		if (nreads) {
 			w->batch[0] = job;
-			start = now;
+			now = start = pool->flags & IOP_POOL_NO_TIMING ?
+				      0 : iop__now_ns();
 			read_ahead(w->batch, nreads + 1);
 		}
 		run_job(pool, job, &w->started, &w->due, &w->stats, &now,
