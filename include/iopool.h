@@ -330,6 +330,12 @@ IOP_EXPORT int iop_poll(iop_pool *pool);
  * them: the callbacks hand it theirs two at a time, and when it runs out
  * it takes the next ones of this thread's batch) or it returns with them
  * still queued.
+ * With nothing else to do, it also copies the next queued read that copies
+ * (see iop_read()) itself, if such reads have taken no more than 0.5 ms
+ * and the timeout leaves room: it is then one of the threads copying, one
+ * per CPU, and a worker fewer copies (not on a single CPU, where none
+ * would copy beside it).  It copies at most 16 reads before it returns,
+ * and wakes workers for those still queued before it sleeps or returns.
  * While every job that runs keeps its CPU busy and more wait in the queue,
  * it may take up to 1 ms longer to see a job end, so that it wakes once
  * for several callbacks rather than once each; the descriptor, polled
@@ -379,8 +385,10 @@ IOP_EXPORT int iop_wait(iop_pool *pool, int timeout_ms);
  * and a worker that ends one takes the next, since threads taking turns
  * on a CPU copy slower than one thread per CPU.  If the workers running
  * jobs start or end none for four times what such a read takes (1.6 ms
- * at least) while reads wait, the watchdog wakes and starts more.  Pools
- * created with IOP_POOL_NO_TIMING keep neither rule: a worker each.
+ * at least) while reads wait, the watchdog wakes and starts more.  A
+ * thread waiting in iop_wait() copies such reads itself, as one of those
+ * threads (see iop_wait()).  Pools created with IOP_POOL_NO_TIMING keep
+ * neither rule: a worker each.
  *
  * On Linux, a read at an offset on an O_DIRECT descriptor with a callback
  * goes to the device from the submitting thread, through the kernel's

@@ -164,7 +164,7 @@ static int run_ready(struct iop_pool *pool, unsigned max, int64_t deadline,
 	/* Short jobs left to iop_wait() get a worker before any callback
 	 * runs that might wait for them. */
 	if (pool->ready)
-		iop__pay_wake(pool);
+		iop__pay_wake(pool, false);
 	iop__current = pool;
 	while ((node = pool->ready) && (!max || n < max)) {
 		if (deadline && n > 0 && iop__now_ns() >= deadline)
@@ -368,11 +368,12 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 		force = false;
 		/*
 		 * Run short jobs rather than sleep until a worker has, or
-		 * wake one for them: some rounds of that, then return.
+		 * wake one for them, or copy a read rather than sleep
+		 * while workers copy: some rounds of that, then return.
 		 */
 		if (timeout_ms != 0 && rounds < IOP__SELF_ROUNDS &&
 		    (!deadline || iop__now_ns() < deadline) &&
-		    iop__help(pool)) {
+		    (iop__help(pool) || iop__help_copy(pool, deadline))) {
 			rounds++;
 			continue;
 		}
@@ -386,7 +387,7 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 				break;
 			left = (left + 999999) / 1000000;	/* round up */
 		}
-		iop__pay_wake(pool);
+		iop__pay_wake(pool, true);
 		ready = wait_watching(pool, (int)left);
 		if (ready < 0) {
 			n = ready;
@@ -396,7 +397,7 @@ int iop_wait(iop_pool *pool, int timeout_ms)
 	}
 	pool->in_wait = false;
 	stop_holding(pool);
-	iop__pay_wake(pool);
+	iop__pay_wake(pool, true);
 	leave_poll(pool);
 	return n;
 }

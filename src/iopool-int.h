@@ -95,6 +95,12 @@
  */
 #define IOP__HOLD_QUEUED	2
 #define IOP__HOLD_NS		1000000
+/*
+ * The thread in iop_wait() copies reads itself (iop__help_copy()) that
+ * have taken no longer than this: with IOP__SELF_ROUNDS of them, it may
+ * return up to 8 ms after callbacks ran.
+ */
+#define IOP__HELP_COPY_NS	500000
 /* A worker looks at whether its jobs block in one out of this many. */
 #define IOP__BLOCK_SAMPLE	4
 
@@ -509,6 +515,12 @@ struct iop_pool {
 	 * workers list.
 	 */
 	struct iop__worker helper;
+	int64_t helper_copy;		/* when the polling thread started
+					 * the read it copies
+					 * (iop__help_copy()), 0: none; lock */
+	atomic_bool stood_down;		/* a worker left a read that copies
+					 * to the polling thread; set under
+					 * lock, taken by iop__pay_wake() */
 	bool capped;			/* a worker left a job queued, so
 					 * that no more than max_threads
 					 * jobs run with the helper's; lock */
@@ -645,12 +657,14 @@ bool iop__copy_read(struct iop_pool *pool, const struct iop_job *job);
 void iop__read_slept(struct iop_pool *pool, int fd, bool slept);
 bool iop__copy_read_next_locked(struct iop_pool *pool);
 bool iop__next_may_be_short_locked(const struct iop_pool *pool);
+struct iop_job *iop__take_copy_locked(struct iop_pool *pool, int64_t budget);
+bool iop__help_copy(struct iop_pool *pool, int64_t deadline);
 struct iop_job *iop__take_small_locked(struct iop_pool *pool,
 				       const struct iop_job *want);
 unsigned iop__take_run_locked(struct iop_pool *pool, uint64_t kind,
 			      struct iop_job **out, unsigned max);
 void iop__publish_pending(struct iop_pool *pool, bool round_end);
-void iop__pay_wake(struct iop_pool *pool);
+void iop__pay_wake(struct iop_pool *pool, bool leaving);
 void iop__queue_job_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__unqueue_locked(struct iop_pool *pool, struct iop_job *job);
 void iop__requeue_front_locked(struct iop_pool *pool, struct iop_job *job);

@@ -56,6 +56,11 @@
  *        that runs out while this thread runs a batch takes the batch's
  *        next ones, and looks for more, for a wake-up's worth of time,
  *        before it sleeps.
+ *     -> iop_wait(), with no callback and no short job left to run,
+ *        copies the next read that copies itself, as one of the threads
+ *        copying, one per CPU (iop__help_copy()): a worker fewer copies,
+ *        none wakes for the reads its callbacks submit, and none is put
+ *        off its CPU for the callbacks.
  *
  * Each side makes at most one lock round trip per job: submit, and the
  * worker's pick.  The completion side is lock-free and taken in batches.

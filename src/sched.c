@@ -490,13 +490,14 @@ bool iop__small(const struct iop_pool *pool, const struct iop_job *job)
 
 /*
  * The job a worker would take next, if it is a plain one known to be
- * short (and @want, unless that is NULL), taken off the queue; else NULL.
- * For a worker filling a batch, and for a thread that would otherwise
- * sleep until a worker woke up to run it: taking only the next job keeps
- * the queue's order.
+ * short (@copy false) or a read that copies (@copy true), and @want
+ * unless that is NULL, taken off the queue; else NULL.  For a worker
+ * filling a batch, and for a thread that would otherwise sleep until a
+ * worker woke up to run it: taking only the next job keeps the queue's
+ * order.
  */
-struct iop_job *iop__take_small_locked(struct iop_pool *pool,
-				       const struct iop_job *want)
+static struct iop_job *take_head_locked(struct iop_pool *pool,
+					const struct iop_job *want, bool copy)
 {
 	struct iop__runq *rq = &pool->runq;
 	unsigned lvl;
@@ -510,13 +511,39 @@ struct iop_job *iop__take_small_locked(struct iop_pool *pool,
 	if (!want && rq->mask != 1u << lvl)
 		return NULL;
 	job = iop__job_of(rq->level[lvl].head);
-	if ((want && job != want) || job->xflags || !iop__small(pool, job))
+	if ((want && job != want) || job->xflags ||
+	    !(copy ? iop__copy_read(pool, job) : iop__small(pool, job)))
 		return NULL;
 	pick_level(rq);			/* the same level, counted */
 	level_remove(rq, lvl, &job->node);
 	dequeued_locked(pool);
 	atomic_store_explicit(&job->state, IOP__RUNNING, memory_order_relaxed);
 	return job;
+}
+
+struct iop_job *iop__take_small_locked(struct iop_pool *pool,
+				       const struct iop_job *want)
+{
+	return take_head_locked(pool, want, false);
+}
+
+/*
+ * The next job, if it is a plain read that copies (iop__copy_read()) at
+ * the only priority level with jobs, and such reads have taken no more
+ * than @budget ns, taken off the queue; else NULL.
+ */
+struct iop_job *iop__take_copy_locked(struct iop_pool *pool, int64_t budget)
+{
+	const struct iop__runq *rq = &pool->runq;
+	int64_t est;
+
+	if (!rq->mask)
+		return NULL;
+	est = iop__estimate(pool, iop__job_kind(iop__job_of(
+					  rq->level[peek_level(rq)].head)));
+	if (est <= 0 || est > budget)
+		return NULL;
+	return take_head_locked(pool, NULL, true);
 }
 
 /*
@@ -1180,6 +1207,15 @@ void iop__publish_pending(struct iop_pool *pool, bool round_end)
 			wake = share_wakes_locked(pool, first, n);
 		else
 			wake = iop__wakes_for_locked(pool, first, n);
+		/* Reads that copy: iop_wait() copies one of them next
+		 * (iop__help_copy()), and wakes a worker if it leaves it
+		 * queued. */
+		if (round_end && pool->in_wait && wake > 0 &&
+		    !(pool->flags & IOP__NO_HELP) && pool->ncpus > 1 &&
+		    iop__copy_read(pool, first)) {
+			wake--;
+			pool->owe_wake = true;
+		}
 		iop__queue_move(level, &pool->pending);
 		set_mask(&pool->runq, pool->runq.mask |
 			 1u << (IOP_PRIO_DEFAULT - IOP_PRIO_MIN));
@@ -1190,18 +1226,33 @@ void iop__publish_pending(struct iop_pool *pool, bool round_end)
 }
 
 /*
- * The polling thread leaves iop_wait(), or is about to sleep there, and
- * short jobs it queued woke no worker (see above): if any are still
- * queued and no worker is on its way, wake one now.
+ * The polling thread is about to run callbacks (@leaving false), or to
+ * sleep in iop_wait() or leave it (@leaving true), and jobs it queued
+ * there woke no worker (see above), or workers stood down for the reads
+ * it copied (iop__help_copy()).  If any are still queued and no worker is
+ * on its way (for reads that copy: none copies, since one that does takes
+ * the next), wake one: the callbacks may wait for them.  Sleeping or
+ * leaving, it copies no more: reads that copy get their workers, one per
+ * CPU.
  */
-void iop__pay_wake(struct iop_pool *pool)
+void iop__pay_wake(struct iop_pool *pool, bool leaving)
 {
-	if (!pool->owe_wake)
+	bool copy;
+
+	if (!pool->owe_wake &&
+	    !(leaving && atomic_load(&pool->stood_down)))
 		return;
 	pool->owe_wake = false;
 	iop__lock_waking(pool);
-	if (atomic_load_explicit(&pool->nqueued, memory_order_relaxed) > 0 &&
-	    !iop__worker_coming_locked(pool))
+	if (leaving)
+		atomic_store(&pool->stood_down, false);
+	copy = iop__copy_read_next_locked(pool);
+	if (leaving && copy)
+		no_worker_locked(pool, iop__wake_locked(pool,
+							copy_room_locked(pool)));
+	else if (atomic_load_explicit(&pool->nqueued, memory_order_relaxed) >
+		 0 && !iop__worker_coming_locked(pool) &&
+		 !(copy && pool->ncopying > 0))
 		no_worker_locked(pool, iop__wake_locked(pool, 1));
 	iop__unlock_waking(pool);
 }

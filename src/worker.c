@@ -528,6 +528,61 @@ bool iop__help(struct iop_pool *pool)
 	return true;
 }
 
+/*
+ * The polling thread, in iop_wait() with no callback and no short job
+ * left to run, finds a read that copies (iop__copy_read()) next in the
+ * queue: it copies it itself, as a worker would (every signal blocked),
+ * rather than sleep while workers copy and be woken by them.  It counts
+ * as one of the threads copying, one per CPU: with it, one worker fewer
+ * copies, no worker is woken for the reads its callbacks submit (see
+ * iop__publish_pending()), and none is put off its CPU for the callbacks.
+ * A worker that would make one copier too many while it copies stands
+ * down (worker_main()); before this thread sleeps or leaves, it wakes
+ * workers for the reads still queued (iop__pay_wake()).  Only reads that
+ * have taken no more than IOP__HELP_COPY_NS, and none that would run
+ * past @deadline (0: none), going by what such reads have taken; never on
+ * one CPU, where no worker would copy beside it.  True if it ran one.
+ */
+bool iop__help_copy(struct iop_pool *pool, int64_t deadline)
+{
+	struct iop_job *job = NULL;
+	int64_t now = 0, budget = IOP__HELP_COPY_NS;
+
+	if ((pool->flags & IOP__NO_HELP) || pool->ncpus < 2 ||
+	    !atomic_load_explicit(&pool->runq.pub, memory_order_relaxed))
+		return false;
+	if (deadline) {
+		now = iop__now_ns();
+		if (deadline - now < budget)
+			budget = deadline - now;
+	}
+	pthread_mutex_lock(&pool->lock);
+	/* One thread too many copying for a moment at most: a worker
+	 * stands down at the end of its read. */
+	if (pool->nrunning < pool->max_threads &&
+	    pool->ncopying <= pool->ncpus)
+		job = iop__take_copy_locked(pool, budget);
+	if (!job) {
+		pthread_mutex_unlock(&pool->lock);
+		return false;
+	}
+	if (!now)
+		now = iop__now_ns();
+	pool->nrunning++;
+	pool->ncopying++;
+	pool->helper_copy = now;
+	pool->t_moved = now;
+	pthread_mutex_unlock(&pool->lock);
+	iop__run_helping(pool, job);
+	pthread_mutex_lock(&pool->lock);
+	pool->nrunning--;
+	pool->ncopying--;
+	pool->helper_copy = 0;
+	pool->t_moved = iop__now_ns();
+	pthread_mutex_unlock(&pool->lock);
+	return true;
+}
+
 /* The rest of @w's batch, if it is stuck (see below). */
 static unsigned unstick_one_locked(struct iop_pool *pool,
 				   struct iop__worker *w, int64_t now)
@@ -675,6 +730,20 @@ static void read_ahead(struct iop_job *const *jobs, unsigned n)
 	}
 }
 
+/*
+ * The polling thread copies a read (iop__help_copy()), as many threads as
+ * CPUs copy without this worker (so at least one other worker does), and
+ * the next job is a read that copies: leave it to the next of them that
+ * is free, unless that thread's read has run for longer than such reads
+ * should.  Lock held.
+ */
+static bool stand_down_locked(struct iop_pool *pool)
+{
+	return pool->helper_copy && pool->ncopying >= pool->ncpus &&
+	       iop__copy_read_next_locked(pool) &&
+	       iop__now_ns() - pool->helper_copy < IOP__HELP_COPY_NS;
+}
+
 static void *worker_main(void *arg)
 {
 	struct iop__worker *w = arg;
@@ -699,6 +768,9 @@ static void *worker_main(void *arg)
 		    pool->nrunning >= pool->max_threads &&
 		    pool->runq.mask) {
 			pool->capped = true;
+			job = NULL;
+		} else if (stand_down_locked(pool)) {
+			atomic_store(&pool->stood_down, true);
 			job = NULL;
 		} else {
 			job = iop__pick_locked(pool, &now);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -1132,6 +1133,156 @@ START_TEST(test_read_copies_take_a_thread_per_cpu)
 }
 END_TEST
 
+/*
+ * A closed loop of cached reads of 256 KiB of one file, in order, as a
+ * program reading a file keeps a window of them in flight: each callback
+ * submits the next read.  Each buffer is fresh anonymous memory, so that
+ * the thread that copies into it takes its page faults.
+ */
+#define LOOP_READS 96
+#define LOOP_LEN (256u << 10)
+
+static struct {
+	iop_pool *pool;
+	int fd;
+	unsigned next;
+	bool chain;		/* callbacks submit the next read */
+	atomic_int done;
+	struct slot s[LOOP_READS];
+} loop;
+
+static void loop_submit(void);
+
+static void loop_done(iop_job *job, ssize_t result, void *arg)
+{
+	slot_done(job, result, arg);
+	atomic_fetch_add(&loop.done, 1);
+	if (loop.chain)
+		loop_submit();
+}
+
+static void loop_submit(void)
+{
+	struct slot *s;
+
+	if (loop.next == LOOP_READS)
+		return;
+	s = &loop.s[loop.next++];
+	ck_assert_ptr_nonnull(iop_read(loop.pool, loop.fd, s->buf, s->len,
+				       (int64_t)s->off, loop_done, s));
+}
+
+/* The file and the pool; the first read, done, shows the pool the
+ * descriptor and how long such a read takes. */
+static void loop_setup(void)
+{
+	loop.pool = pool_new(0);
+	loop.fd = make_pattern_file((size_t)LOOP_READS * LOOP_LEN, SEED);
+	loop.next = 0;
+	loop.chain = false;
+	atomic_init(&loop.done, 0);
+	for (unsigned i = 0; i < LOOP_READS; i++) {
+		struct slot *s = &loop.s[i];
+
+		s->off = (uint64_t)i * LOOP_LEN;
+		s->len = LOOP_LEN;
+		s->buf = mmap(NULL, LOOP_LEN, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		ck_assert_ptr_ne(s->buf, MAP_FAILED);
+		/* One fault per page, on the thread that writes it. */
+		(void)madvise(s->buf, LOOP_LEN, MADV_NOHUGEPAGE);
+		atomic_init(&s->calls, 0);
+		atomic_init(&s->result, LONG_MIN);
+	}
+	loop_submit();
+	drain_until(loop.pool, &loop.done, 1);
+	loop.chain = true;
+}
+
+/* Each read ended once, with the file's bytes; then clean up. */
+static void loop_check_teardown(void)
+{
+	unsigned char *ref = aligned_buf(LOOP_LEN);
+
+	ck_assert_int_eq(iop_poll(loop.pool), 0);	/* nothing twice */
+	for (unsigned i = 0; i < LOOP_READS; i++) {
+		struct slot *s = &loop.s[i];
+
+		ck_assert_int_eq(load_int(&s->calls), 1);
+		ck_assert_int_eq(load_long(&s->result), (long)LOOP_LEN);
+		ck_assert_int_eq(pread(loop.fd, ref, LOOP_LEN, (off_t)s->off),
+				 (ssize_t)LOOP_LEN);
+		ck_assert_int_eq(memcmp(s->buf, ref, LOOP_LEN), 0);
+		ck_assert_int_eq(munmap(s->buf, LOOP_LEN), 0);
+	}
+	iop_pool_destroy(loop.pool);
+	free(ref);
+	close(loop.fd);
+}
+
+/* Page faults the calling thread has taken. */
+static long thread_minflt(void)
+{
+	struct rusage ru;
+
+	ck_assert_int_eq(getrusage(RUSAGE_THREAD, &ru), 0);
+	return ru.ru_minflt;
+}
+
+/*
+ * iop_wait() copies reads itself: while a window of cached reads is in
+ * flight and the callbacks submit the next ones, the waiting thread
+ * takes some of them off the queue and copies them, which shows in the
+ * page faults of their fresh buffers on that thread: at least one
+ * buffer's worth.  Each read ends once, with the right bytes.  (Not on a
+ * single CPU, where no worker would copy beside it; not under valgrind,
+ * where reads look as if they wait, see above.)
+ */
+START_TEST(test_read_wait_copies_reads_itself)
+{
+	const unsigned window = 8;
+	long before, faults;
+
+	loop_setup();
+	before = thread_minflt();
+	ck_assert_int_eq(iop_batch_begin(loop.pool), 0);
+	for (unsigned i = 0; i < window; i++)
+		loop_submit();
+	ck_assert_int_ge(iop_batch_end(loop.pool), 0);
+	drain_until(loop.pool, &loop.done, LOOP_READS);
+	faults = thread_minflt() - before;
+	if (sysconf(_SC_NPROCESSORS_ONLN) > 1 && !under_valgrind())
+		ck_assert_int_ge(faults, LOOP_LEN / 4096);
+	loop_check_teardown();
+}
+END_TEST
+
+/*
+ * Reads that copy, still queued when an iop_wait() that copied some of
+ * them returns, end without another iop_wait(): the workers take them,
+ * and the rest are collected with poll(2) on the pool's descriptor and
+ * iop_poll() alone.  Each ends once, with the right bytes.
+ */
+START_TEST(test_read_wait_leaves_copies_to_workers)
+{
+	int n;
+
+	loop_setup();
+	ck_assert_int_eq(iop_batch_begin(loop.pool), 0);
+	while (loop.next < LOOP_READS)
+		loop_submit();
+	ck_assert_int_ge(iop_batch_end(loop.pool), 0);
+	ck_assert_int_gt(iop_wait(loop.pool, TEST_WAIT_MS), 0);
+	while (load_int(&loop.done) < LOOP_READS) {
+		ck_assert_int_eq(fd_readable(iop_pool_fd(loop.pool),
+					     TEST_WAIT_MS), 1);
+		n = iop_poll(loop.pool);
+		ck_assert_int_ge(n, 0);
+	}
+	loop_check_teardown();
+}
+END_TEST
+
 static Suite *read_suite(void)
 {
 	Suite *s = suite_create("read");
@@ -1147,6 +1298,8 @@ static Suite *read_suite(void)
 	tcase_add_test(tc, test_read_direct_on_workers_not_read_ahead);
 #endif
 	tcase_add_test(tc, test_read_copies_take_a_thread_per_cpu);
+	tcase_add_test(tc, test_read_wait_copies_reads_itself);
+	tcase_add_test(tc, test_read_wait_leaves_copies_to_workers);
 	tcase_add_test(tc, test_read_short_at_eof_returns_rest);
 	tcase_add_test(tc, test_read_len_zero_returns_zero);
 	tcase_add_test(tc, test_read_current_advances_position);
