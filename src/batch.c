@@ -38,7 +38,10 @@ int iop_link(iop_job *first, iop_job *then)
 		return -ENOMEM;
 	/* Held jobs are touched by no other thread: no lock needed. */
 	first->x->chain_next = then;
+	/* Both end under the lock, onto the completion stack, so that the
+	 * callbacks run in chain order (see iop__complete()). */
 	first->xflags |= IOP__X_LINKED;
+	then->xflags |= IOP__X_LINKED;
 	then->x->chain_prev = first;
 	return 0;
 }

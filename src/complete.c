@@ -112,7 +112,9 @@ void iop__complete(struct iop_job *job)
 {
 	struct iop_pool *pool = iop__job_pool(job);
 
-	/* Linked jobs and futures end under the lock; see job.c. */
+	/* Jobs of a chain and futures end under the lock; see job.c.  A
+	 * chain's last job too: on this thread's own list, its callback
+	 * could run before that of the job before it, still on the stack. */
 	if ((job->xflags & IOP__X_LINKED) || !job->req.done) {
 		pthread_mutex_lock(&pool->lock);
 		iop__chain_advance_locked(job);

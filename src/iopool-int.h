@@ -256,7 +256,8 @@ struct iop__jobx {
 };
 
 /* iop_job.xflags: the rarely used parts of a job that are in use. */
-#define IOP__X_LINKED	0x01	/* has had a successor (x->chain_next) */
+#define IOP__X_LINKED	0x01	/* in a chain: has had a predecessor or a
+				 * successor (x->chain_prev, chain_next) */
 #define IOP__X_LANE	0x02	/* x->lane is set */
 #define IOP__X_DEADLINE	0x04	/* x->deadline is set */
 #define IOP__X_DLLIST	0x08	/* on pool->deadlines; lock */
