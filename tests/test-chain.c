@@ -782,6 +782,95 @@ START_TEST(test_chain_many_parallel)
 END_TEST
 
 /*
+ * Chains built in callbacks, in a closed loop: 20000 chains of 2 calls, 32
+ * in flight, each chain's last callback building the next one, drained
+ * with iop_wait() on 2 workers.  The thread in iop_wait() runs some of the
+ * short steps itself while workers run others; whoever ran them, each
+ * chain's callbacks run in chain order.
+ */
+enum { LOOP_CHAINS = 20000, LOOP_LEN = 2, LOOP_WINDOW = 32 };
+
+struct loop;
+
+struct loop_step {
+	struct many_step m;
+	struct loop *l;
+};
+
+struct loop {
+	iop_pool *pool;
+	struct many_chain c[LOOP_CHAINS];
+	struct loop_step s[LOOP_CHAINS][LOOP_LEN];
+	int next;		/* the next chain to build; test thread only */
+	int build_errors;	/* test thread only */
+};
+
+static void loop_done_cb(iop_job *job, ssize_t result, void *arg);
+
+static void loop_build(struct loop *l)
+{
+	int i = l->next++;
+	iop_job *j[LOOP_LEN];
+
+	if (iop_batch_begin(l->pool) != 0) {
+		l->build_errors++;
+		return;
+	}
+	for (int k = 0; k < LOOP_LEN; k++) {
+		l->s[i][k].m.c = &l->c[i];
+		l->s[i][k].m.k = k;
+		l->s[i][k].l = l;
+		j[k] = iop_call(l->pool, many_work, &l->s[i][k].m,
+				loop_done_cb, &l->s[i][k]);
+		if (!j[k])
+			l->build_errors++;
+	}
+	for (int k = 0; k + 1 < LOOP_LEN; k++)
+		if (!j[k] || !j[k + 1] || iop_link(j[k], j[k + 1]) != 0)
+			l->build_errors++;
+	if (iop_batch_end(l->pool) != LOOP_LEN)
+		l->build_errors++;
+}
+
+static void loop_done_cb(iop_job *job, ssize_t result, void *arg)
+{
+	struct loop_step *st = arg;
+
+	many_done_cb(job, result, &st->m);
+	if (st->m.k == LOOP_LEN - 1 && st->l->next < LOOP_CHAINS)
+		loop_build(st->l);
+}
+
+START_TEST(test_chain_order_closed_loop)
+{
+	struct loop *l = calloc(1, sizeof(*l));
+	int bad_steps = 0, bad_callbacks = 0;
+
+	ck_assert_ptr_nonnull(l);
+	l->pool = pool_new(2);
+	atomic_init(&many_done, 0);
+	for (int i = 0; i < LOOP_CHAINS; i++)
+		atomic_init(&l->c[i].bad_steps, 0);
+	for (int i = 0; i < LOOP_WINDOW; i++)
+		loop_build(l);
+	drain_until(l->pool, &many_done, LOOP_CHAINS * LOOP_LEN);
+	ck_assert_int_eq(iop_wait(l->pool, 20), 0);
+	iop_pool_destroy(l->pool);
+	ck_assert_int_eq(l->build_errors, 0);
+	ck_assert_int_eq(l->next, LOOP_CHAINS);
+	for (int i = 0; i < LOOP_CHAINS; i++) {
+		bad_steps += load_int(&l->c[i].bad_steps);
+		bad_callbacks += l->c[i].bad_callbacks;
+		ck_assert_int_eq(l->c[i].step, LOOP_LEN);
+		ck_assert_int_eq(l->c[i].callbacks, LOOP_LEN);
+	}
+	ck_assert_int_eq(bad_steps, 0);
+	ck_assert_int_eq(bad_callbacks, 0);
+	free(l);
+}
+END_TEST
+
+/*
  * Destroy with a chain whose head runs and whose rest waits: the head
  * finishes with its result, the jobs waiting behind it end -ECANCELED
  * without running (they had not started), callbacks in chain order.  A
@@ -923,6 +1012,7 @@ static Suite *chain_suite(void)
 	tcase_add_test(tc, test_chain_write_fdatasync_close_order);
 	tcase_add_test(tc, test_chain_futures_awaited);
 	tcase_add_test(tc, test_chain_many_parallel);
+	tcase_add_test(tc, test_chain_order_closed_loop);
 	tcase_add_test(tc, test_chain_built_in_callback);
 	suite_add_tcase(s, tc);
 
