@@ -185,11 +185,11 @@ static ssize_t read_one(iop_pool *pool, int fd, void *buf, size_t len,
 	return (ssize_t)load_long(&d.result);
 }
 
-/* A callback that submits one more read and notes where it is. */
+/* A callback that submits one more read, @inner, and notes where it is. */
 struct resubmit {
 	iop_pool *pool;
 	int fd;
-	struct slot inner;
+	struct slot *inner;
 	int state;		/* iop_job_state() right after the submit */
 };
 
@@ -200,33 +200,51 @@ static void resubmit_done(iop_job *job, ssize_t result, void *arg)
 
 	(void)job;
 	ck_assert_int_eq(result, 4096);
-	next = iop_read(r->pool, r->fd, r->inner.buf, 4096, 4096, slot_done,
-			&r->inner);
+	next = iop_read(r->pool, r->fd, r->inner->buf, r->inner->len,
+			(int64_t)r->inner->off, slot_done, r->inner);
 	ck_assert_ptr_nonnull(next);
 	r->state = iop_job_state(next);
 }
 
-/* Run one resubmitting read, its callback from iop_poll() or iop_wait(). */
-static int resubmit_state(iop_pool *pool, int fd, bool wait)
+/*
+ * Read block 0 of @fd with a callback, run by iop_poll() or iop_wait(),
+ * that submits the read @inner; wait for @inner's callback.  Returns
+ * @inner's state right after its submit: IOP_DONE if it was done inside
+ * the submit, IOP_QUEUED if it was queued (handed over when the round of
+ * callbacks ends, so that no worker can have run it yet).
+ */
+static int resubmit_read(iop_pool *pool, int fd, struct slot *inner,
+			 bool wait)
 {
 	unsigned char first[4096];
-	struct resubmit r = { .pool = pool, .fd = fd, .state = -1 };
+	struct resubmit r = { .pool = pool, .fd = fd, .inner = inner,
+			      .state = -1 };
 
-	r.inner.buf = malloc(4096);
-	ck_assert_ptr_nonnull(r.inner.buf);
-	atomic_init(&r.inner.calls, 0);
-	atomic_init(&r.inner.result, LONG_MIN);
 	ck_assert_ptr_nonnull(iop_read(pool, fd, first, sizeof(first), 0,
 				       resubmit_done, &r));
 	while (r.state == -1)
 		ck_assert_int_ge(wait ? iop_wait(pool, -1) : iop_poll(pool), 0);
-	while (atomic_load(&r.inner.calls) == 0)
+	while (atomic_load(&inner->calls) == 0)
 		ck_assert_int_ge(iop_wait(pool, -1), 0);
-	ck_assert_int_eq(atomic_load(&r.inner.result), 4096);
-	for (int i = 0; i < 4096; i++)
-		ck_assert_uint_eq(r.inner.buf[i], pattern_byte(SEED, 4096 + i));
-	free(r.inner.buf);
 	return r.state;
+}
+
+/* resubmit_read() of block 1, checked. */
+static int resubmit_state(iop_pool *pool, int fd, bool wait)
+{
+	struct slot inner = { .off = 4096, .len = 4096 };
+	int state;
+
+	inner.buf = malloc(4096);
+	ck_assert_ptr_nonnull(inner.buf);
+	atomic_init(&inner.calls, 0);
+	atomic_init(&inner.result, LONG_MIN);
+	state = resubmit_read(pool, fd, &inner, wait);
+	ck_assert_int_eq(atomic_load(&inner.result), 4096);
+	for (int i = 0; i < 4096; i++)
+		ck_assert_uint_eq(inner.buf[i], pattern_byte(SEED, 4096 + i));
+	free(inner.buf);
+	return state;
 }
 
 /*
@@ -871,54 +889,6 @@ static bool page_resident(const unsigned char *map, uint64_t block)
 	return v & 1;
 }
 
-static ssize_t return_zero(void *ctx)
-{
-	(void)ctx;
-	return 0;
-}
-
-/* A read that a callback run by iop_poll() submits, and its state right
- * after the submit: IOP_DONE if it was done inside the submit, IOP_QUEUED
- * if it was queued (handed over when the round of callbacks ends, so
- * that no worker can have run it yet). */
-struct read_in_callback {
-	iop_pool *pool;
-	int fd;
-	struct slot *s;
-	int state;
-};
-
-static void read_in_callback_done(iop_job *job, ssize_t result, void *arg)
-{
-	struct read_in_callback *c = arg;
-	iop_job *read;
-
-	(void)job;
-	ck_assert_int_eq(result, 0);
-	read = iop_read(c->pool, c->fd, c->s->buf, c->s->len,
-			(int64_t)c->s->off, slot_done, c->s);
-	ck_assert_ptr_nonnull(read);
-	c->state = iop_job_state(read);
-}
-
-/* Read @s through @pool from a callback that iop_poll() runs, wait for
- * its callback, and return the read's state after its submit. */
-static int read_from_callback(iop_pool *pool, int fd, struct slot *s)
-{
-	struct read_in_callback c = { .pool = pool, .fd = fd, .s = s,
-				      .state = -1 };
-	struct pollfd pfd = { .fd = iop_pool_fd(pool), .events = POLLIN };
-
-	ck_assert_ptr_nonnull(iop_call(pool, return_zero, NULL,
-				       read_in_callback_done, &c));
-	while (c.state == -1) {
-		ck_assert_int_eq(poll(&pfd, 1, TEST_WAIT_MS), 1);
-		ck_assert_int_ge(iop_poll(pool), 0);
-	}
-	drain_until(pool, &s->calls, 1);
-	return c.state;
-}
-
 /*
  * After an attempt at submit that misses the page cache, reads of that
  * descriptor skip the attempt for a while: a cached read that a callback
@@ -961,7 +931,8 @@ START_TEST(test_read_after_miss_skips_attempt)
 		struct slot cold;
 
 		slot_aligned(&cold, block * 4096, 4096);
-		missed = read_from_callback(pool, fd, &cold) == IOP_QUEUED;
+		missed = resubmit_read(pool, fd, &cold, false) ==
+			 IOP_QUEUED;
 		ck_assert_int_eq(load_long(&cold.result), 4096);
 		for (int i = 0; i < 4096; i++)
 			ck_assert_uint_eq(cold.buf[i],
